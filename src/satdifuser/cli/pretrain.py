@@ -1,0 +1,203 @@
+"""``satdifuser pretrain``: train (or resume) a small diffusion UNet, or export a run.
+
+Examples:
+    satdifuser pretrain --out runs/tiny --max-minutes 110 --threads 2
+    satdifuser pretrain --out runs/tiny --steps 500          # continues from the last checkpoint
+    satdifuser pretrain --export runs/tiny --to weights/satdifuser-eurosat-tiny --overwrite
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from satdifuser.errors import ConfigError
+
+# CLI flag -> PretrainConfig field (None default = "stored value when resuming, else default")
+_CONFIG_FLAGS: dict[str, tuple[str, type]] = {
+    "--sample-size": ("sample_size", int),
+    "--layers-per-block": ("layers_per_block", int),
+    "--attention-head-dim": ("attention_head_dim", int),
+    "--norm-groups": ("norm_num_groups", int),
+    "--timesteps": ("num_train_timesteps", int),
+    "--lr": ("lr", float),
+    "--warmup-steps": ("warmup_steps", int),
+    "--weight-decay": ("weight_decay", float),
+    "--grad-clip": ("grad_clip", float),
+    "--batch-size": ("batch_size", int),
+    "--ema-max-decay": ("ema_max_decay", float),
+    "--seed": ("seed", int),
+}
+
+
+def _csv(kind: type):
+    def parse(text: str) -> tuple:
+        try:
+            return tuple(kind(x) for x in text.split(",") if x)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a comma list, got {text!r}") from None
+
+    return parse
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``satdifuser pretrain``."""
+    p = argparse.ArgumentParser(
+        prog="satdifuser pretrain",
+        description="Pre-train a pixel-space diffusion UNet on the unlabeled EuroSAT pool. "
+        "Re-running with the same --out resumes exactly from the latest checkpoint.",
+    )
+    p.add_argument("--out", type=Path, help="run folder (created, or resumed when it exists)")
+    p.add_argument(
+        "--data",
+        help="data root with eurosat_rgb_split.json (else $SATDIFUSER_DATA, "
+        "else shared/data found upward from the current folder)",
+    )
+    p.add_argument("--split", default="unlabeled", help="pool to train on: only 'unlabeled'")
+    run = p.add_argument_group("run (per invocation)")
+    run.add_argument("--max-steps", type=int, help="stop at this total step count")
+    run.add_argument("--steps", type=int, help="stop after this many steps in this invocation")
+    run.add_argument("--max-minutes", type=float, help="wall-clock budget of this invocation")
+    run.add_argument("--ckpt-every", type=int, default=100)
+    run.add_argument("--sample-every", type=int, default=500, help="0 disables")
+    run.add_argument("--sample-images", type=int, default=16)
+    run.add_argument("--sample-steps", type=int, default=50, help="DDIM steps of sample grids")
+    run.add_argument("--device", default="cpu")
+    run.add_argument("--threads", type=int, help="torch CPU threads")
+    run.add_argument("--no-progress", action="store_true")
+    cfg = p.add_argument_group("model and optimisation (stored in the run; fixed on resume)")
+    for flag, (_, kind) in _CONFIG_FLAGS.items():
+        cfg.add_argument(flag, type=kind, default=None)
+    cfg.add_argument(
+        "--channels", type=_csv(int), default=None, help="block_out_channels, e.g. 32,64,128,192"
+    )
+    cfg.add_argument("--down-blocks", type=_csv(str), default=None)
+    cfg.add_argument("--up-blocks", type=_csv(str), default=None)
+    cfg.add_argument("--beta-schedule", choices=["linear", "cosine"], default=None)
+    cfg.add_argument("--prediction-type", choices=["epsilon", "v_prediction"], default=None)
+    cfg.add_argument("--flips", action=argparse.BooleanOptionalAction, default=None)
+    cfg.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None)
+    exp = p.add_argument_group("export")
+    exp.add_argument("--export", type=Path, metavar="RUN_DIR", help="export this run and exit")
+    exp.add_argument("--to", type=Path, metavar="DIR", help="export target folder")
+    exp.add_argument("--name", default="satdifuser-eurosat-tiny", help="model name in the card")
+    exp.add_argument("--overwrite", action="store_true", help="replace an existing export")
+    return p
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for flag, (field, _) in _CONFIG_FLAGS.items():
+        value = getattr(args, flag.lstrip("-").replace("-", "_"))
+        if value is not None:
+            out[field] = value
+    for attr, field in (
+        ("channels", "block_out_channels"),
+        ("down_blocks", "down_block_types"),
+        ("up_blocks", "up_block_types"),
+        ("beta_schedule", "beta_schedule"),
+        ("prediction_type", "prediction_type"),
+        ("flips", "flips"),
+        ("bf16", "bf16"),
+    ):
+        value = getattr(args, attr)
+        if value is not None:
+            out[field] = list(value) if isinstance(value, tuple) else value
+    return out
+
+
+def run(argv: list[str]) -> int:
+    """Entry point of ``satdifuser pretrain``."""
+    args = build_parser().parse_args(argv)
+    import torch
+
+    from satdifuser.pretrain import (
+        PretrainTrainer,
+        RunOptions,
+        export_pipeline,
+        find_data_root,
+        load_images,
+        pretrain_paths,
+        resolve_config,
+    )
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.export is not None:
+        if args.to is None:
+            raise ConfigError("--export needs --to DIR (the export folder); add --to DIR")
+        summary = export_pipeline(
+            args.export,
+            args.to,
+            name=args.name,
+            overwrite=args.overwrite,
+            sample_images=args.sample_images,
+            sample_steps=args.sample_steps,
+        )
+        print(
+            f"exported {args.export} (step {summary['steps']}, {summary['params'] / 1e6:.2f}M "
+            f"params, {summary['size_mb']:.1f} MB) to {summary['out_dir']}"
+        )
+        return 0
+    if args.out is None:
+        raise ConfigError("--out RUN_DIR is required (or --export RUN_DIR --to DIR); add --out")
+    if args.max_steps is None and args.steps is None and args.max_minutes is None:
+        raise ConfigError("no stop condition: pass --max-steps, --steps or --max-minutes")
+    config = resolve_config(args.out, _overrides(args))
+    root = find_data_root(args.data, os.environ.get("SATDIFUSER_DATA"), Path.cwd())
+    paths = pretrain_paths(root, args.split)
+    print(
+        f"pretrain: {len(paths)} '{args.split}' images from {root}; loading into memory",
+        file=sys.stderr,
+    )
+    images = load_images(paths, config.sample_size)
+    command = shlex.join(["satdifuser", "pretrain", *argv])
+    options = RunOptions(
+        max_steps=args.max_steps,
+        steps=args.steps,
+        max_minutes=args.max_minutes,
+        ckpt_every=args.ckpt_every,
+        sample_every=args.sample_every,
+        sample_images=args.sample_images,
+        sample_steps=args.sample_steps,
+        device=args.device,
+        progress=not args.no_progress,
+        command=command,
+    )
+    trainer = PretrainTrainer(args.out, config, images, options)
+    print(
+        f"pretrain: run {args.out} at step {trainer.step}, "
+        f"{sum(p.numel() for p in trainer.unet.parameters()) / 1e6:.2f}M params, "
+        f"{torch.get_num_threads()} threads",
+        file=sys.stderr,
+    )
+    stop = {"flag": False}
+
+    def _handler(signum: int, _frame: object) -> None:
+        if stop["flag"]:
+            raise KeyboardInterrupt
+        stop["flag"] = True
+        print(
+            f"\npretrain: signal {signum}: stopping after this step (checkpointing)",
+            file=sys.stderr,
+        )
+
+    previous = {s: signal.signal(s, _handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        summary = trainer.run(stop_requested=lambda: stop["flag"])
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+    loss = summary["last_loss"]
+    print(
+        f"pretrain: stopped by {summary['stopped_by']} at step {summary['step']} "
+        f"(+{summary['steps_this_run']}), images seen {summary['images_seen']}, "
+        f"last loss {loss if loss is None else round(loss, 5)}, "
+        f"{summary['img_per_s']:.1f} img/s; checkpoint in {args.out / 'checkpoint'}"
+    )
+    return 0

@@ -1,0 +1,171 @@
+"""Export a pre-training run as a diffusers pipeline folder with a model card.
+
+Layout: ``unet/config.json`` + ``unet/diffusion_pytorch_model.safetensors`` (EMA weights, fp16),
+``scheduler/scheduler_config.json`` (the training DDPM schedule), ``model_index.json``
+(a ``DDPMPipeline``), ``samples.png``, ``training.json`` (totals) and ``README.md``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from satdifuser.errors import CheckpointError, ConfigError
+from satdifuser.pretrain.checkpoint import latest_checkpoint, load_checkpoint
+from satdifuser.pretrain.config import PretrainConfig, build_scheduler, build_unet
+from satdifuser.pretrain.sampling import generate, save_grid
+from satdifuser.pretrain.trainer import CONFIG_FILE, LOSS_FILE
+
+
+def _loss_summary(run_dir: Path, step: int, window: int = 50) -> dict[str, float | None]:
+    path = run_dir / LOSS_FILE
+    if not path.is_file():
+        return {"first_loss": None, "final_loss": None}
+    with path.open(newline="") as fh:
+        losses = [float(r["loss"]) for r in csv.DictReader(fh) if int(r["step"]) <= step]
+    if not losses:
+        return {"first_loss": None, "final_loss": None}
+    tail = losses[-window:]
+    return {
+        "first_loss": losses[0],
+        "final_loss": sum(tail) / len(tail),
+        "final_loss_window": len(tail),
+    }
+
+
+def _model_card(name: str, cfg: PretrainConfig, summary: dict[str, Any]) -> str:
+    secs = summary["wall_seconds"]
+    hw_lines = "\n".join(f"| {hw} | {s / 60:.1f} |" for hw, s in secs.items()) or "| - | - |"
+    runs = "\n".join(
+        f"- steps {r['start_step']} -> {r['end_step']} on {r['hardware']} ({r['started']}): "
+        f"`{r['command'] or '(python API)'}`"
+        for r in summary["runs"]
+    )
+    fl = summary["final_loss"]
+    final = f"{fl:.4f} (mean of the last {summary['final_loss_window']} steps)" if fl else "n/a"
+    first = f"{summary['first_loss']:.4f}" if summary["first_loss"] else "n/a"
+    return f"""# {name}
+
+A small pixel-space diffusion UNet (diffusers `UNet2DModel`, {summary["params"] / 1e6:.2f}M
+parameters, {cfg.sample_size}x{cfg.sample_size} RGB) pre-trained by `satdifuser pretrain` as a
+generative model, for use as a frozen feature extractor (`create_backbone("{name}")`).
+
+## Data
+EuroSAT RGB (Sentinel-2, 10 m, MIT licence; Helber et al., IEEE JSTARS 2019): only the 22,000-image
+`unlabeled` pool of the fixed split `eurosat_rgb_split.json`. The `val` and `test` images were never
+seen, nor the labelled `train` budgets. Images scaled to [-1, 1], random horizontal/vertical flips.
+
+## Training
+- DDPM, {cfg.num_train_timesteps} steps, {cfg.beta_schedule} betas, `{cfg.prediction_type}`
+  prediction, MSE loss; AdamW lr {cfg.lr:g} ({cfg.warmup_steps}-step warm-up, then constant),
+  weight decay {cfg.weight_decay:g}, grad clip {cfg.grad_clip:g}, batch {cfg.batch_size},
+  bf16 autocast: {cfg.bf16}; EMA decay min({cfg.ema_max_decay}, (1+step)/(10+step)).
+- Total steps: **{summary["steps"]}**; images seen: **{summary["images_seen"]:,}**
+  ({summary["images_seen"] / 22000:.2f} passes over the pool).
+- Loss: {first} at the first step, final {final}.
+- Weights here: the EMA weights, stored in fp16 safetensors ({summary["size_mb"]:.1f} MB).
+
+| hardware | wall minutes |
+|---|---|
+{hw_lines}
+
+## Exact commands (cumulative runs, resumed from the previous checkpoint)
+{runs}
+
+## Samples
+`samples.png`: {summary["sample_images"]} images, DDIM {summary["sample_steps"]} steps, EMA weights.
+
+![samples](samples.png)
+
+## Config
+```json
+{json.dumps(cfg.to_dict(), indent=1)}
+```
+"""
+
+
+def export_pipeline(
+    run_dir: Path,
+    out_dir: Path,
+    *,
+    name: str = "satdifuser-eurosat-tiny",
+    overwrite: bool = False,
+    sample_images: int = 16,
+    sample_steps: int = 50,
+) -> dict[str, Any]:
+    """Write the run's latest EMA weights as a diffusers pipeline folder; returns a summary."""
+    run_dir, out_dir = Path(run_dir), Path(out_dir)
+    folder = latest_checkpoint(run_dir)
+    if folder is None or not (run_dir / CONFIG_FILE).is_file():
+        raise CheckpointError(
+            f"{run_dir} holds no complete pre-training checkpoint; pass the --out folder of a "
+            "`satdifuser pretrain` run"
+        )
+    if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
+        raise ConfigError(
+            f"export target {out_dir} exists and is not empty; pass --overwrite to replace it"
+        )
+    cfg = PretrainConfig.load(run_dir / CONFIG_FILE)
+    ck = load_checkpoint(folder)
+    unet = build_unet(cfg)
+    unet.load_state_dict({**unet.state_dict(), **ck["ema"]})
+    scheduler = build_scheduler(cfg)
+    state = ck["state"]
+    totals = state["totals"]
+    images = generate(unet, dict(scheduler.config), sample_images, sample_steps, seed=0)
+
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-tmp-", dir=out_dir.parent))
+    try:
+        unet.to(torch.float16).save_pretrained(tmp / "unet", safe_serialization=True)
+        scheduler.save_pretrained(tmp / "scheduler")
+        import diffusers
+
+        (tmp / "model_index.json").write_text(
+            json.dumps(
+                {
+                    "_class_name": "DDPMPipeline",
+                    "_diffusers_version": diffusers.__version__,
+                    "scheduler": ["diffusers", "DDPMScheduler"],
+                    "unet": ["diffusers", "UNet2DModel"],
+                },
+                indent=2,
+            )
+            + "\n"
+        )
+        save_grid(images, tmp / "samples.png")
+        weights = tmp / "unet" / "diffusion_pytorch_model.safetensors"
+        summary: dict[str, Any] = {
+            "name": name,
+            "steps": int(state["step"]),
+            "images_seen": int(totals.get("images_seen", 0)),
+            "wall_seconds": totals.get("wall_seconds", {}),
+            "runs": totals.get("runs", []),
+            "params": sum(p.numel() for p in unet.parameters()),
+            "size_mb": weights.stat().st_size / 2**20,
+            "sample_images": sample_images,
+            "sample_steps": sample_steps,
+            **_loss_summary(run_dir, int(state["step"])),
+        }
+        summary.setdefault("final_loss_window", 0)
+        (tmp / "training.json").write_text(
+            json.dumps({**summary, "config": cfg.to_dict()}, indent=1) + "\n"
+        )
+        (tmp / "README.md").write_text(_model_card(name, cfg, summary))
+        old = out_dir.with_name(f".{out_dir.name}-old")
+        if old.exists():
+            shutil.rmtree(old)
+        if out_dir.exists():
+            out_dir.rename(old)
+        tmp.rename(out_dir)
+        shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return {**summary, "out_dir": str(out_dir)}

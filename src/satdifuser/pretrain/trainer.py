@@ -1,0 +1,358 @@
+"""The pre-training loop: DDPM noise-prediction on an image pool, cumulative and exactly resumable.
+
+Every source of randomness is either a pure function of ``(seed, epoch)`` (data order) or a
+``torch.Generator`` whose state is checkpointed (flips, noise, timesteps), and the learning rate
+is a pure function of the step, so N steps + resume + N steps equals 2N uninterrupted steps.
+"""
+
+from __future__ import annotations
+
+import csv
+import platform
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from satdifuser.errors import CheckpointError, ConfigError
+from satdifuser.pretrain.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from satdifuser.pretrain.config import PretrainConfig, build_scheduler, build_unet
+from satdifuser.pretrain.ema import EMAWeights
+from satdifuser.pretrain.image_pool import BatchOrder
+from satdifuser.pretrain.sampling import generate, save_grid
+
+CONFIG_FILE = "config.json"
+LOSS_FILE = "loss.csv"
+LOSS_COLUMNS = ("step", "epoch", "loss", "lr", "ema_decay", "img_per_s", "run_seconds")
+
+
+@dataclass
+class RunOptions:
+    """Per-invocation settings (not part of the training trajectory).
+
+    Args:
+        max_steps: Stop when the run's total step count reaches this.
+        steps: Stop after this many steps in this invocation.
+        max_minutes: Stop cleanly (with a checkpoint) before this wall-clock budget is spent.
+        ckpt_every: Checkpoint every N steps (and always at the end).
+        sample_every: Write a sample grid every N steps (0 disables; one is written at the end).
+        sample_images: Images per grid.
+        sample_steps: DDIM steps per grid.
+        device: Torch device.
+        progress: Show a tqdm bar.
+        command: The command line, recorded in the run's history.
+    """
+
+    max_steps: int | None = None
+    steps: int | None = None
+    max_minutes: float | None = None
+    ckpt_every: int = 100
+    sample_every: int = 500
+    sample_images: int = 16
+    sample_steps: int = 50
+    device: str = "cpu"
+    progress: bool = True
+    command: str = ""
+
+
+def hardware_name(device: torch.device) -> str:
+    """A readable name of the compute: CPU model and threads, or the CUDA device name."""
+    if device.type == "cuda":
+        return f"cuda: {torch.cuda.get_device_name(device)}"
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"cpu: {cpu} ({torch.get_num_threads()} threads)"
+
+
+def resolve_config(run_dir: Path, overrides: dict[str, Any]) -> PretrainConfig:
+    """The run's config: the stored one on resume (overrides must agree), else defaults."""
+    path = run_dir / CONFIG_FILE
+    if path.is_file():
+        stored = PretrainConfig.load(path)
+        given = PretrainConfig.from_dict({**stored.to_dict(), **overrides}, source="options")
+        diff = [k for k, v in given.to_dict().items() if stored.to_dict()[k] != v]
+        if diff:
+            key = diff[0]
+            raise ConfigError(
+                f"{key}={given.to_dict()[key]!r} differs from {stored.to_dict()[key]!r} stored in "
+                f"{path}; a run keeps its config on resume: drop the option or use a new --out"
+            )
+        return stored
+    return PretrainConfig.from_dict({**PretrainConfig().to_dict(), **overrides}, source="options")
+
+
+def _lr_at(cfg: PretrainConfig, step: int) -> float:
+    if cfg.warmup_steps <= 0:
+        return cfg.lr
+    return cfg.lr * min(1.0, (step + 1) / cfg.warmup_steps)
+
+
+def _truncate_loss_log(path: Path, step: int) -> None:
+    """Drop log rows newer than the checkpoint being resumed (written before a kill)."""
+    if not path.is_file():
+        return
+    with path.open(newline="") as fh:
+        rows = [r for r in csv.DictReader(fh) if r.get("step", "").isdigit()]
+    keep = [r for r in rows if int(r["step"]) <= step]
+    if len(keep) == len(rows):
+        return
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=LOSS_COLUMNS)
+        writer.writeheader()
+        writer.writerows(keep)
+    tmp.replace(path)
+
+
+class PretrainTrainer:
+    """Trains ``config``'s UNet on a uint8 image pool ``(N, H, W, 3)``, writing into ``run_dir``."""
+
+    def __init__(
+        self, run_dir: Path, config: PretrainConfig, images: np.ndarray, options: RunOptions
+    ):
+        if images.ndim != 4 or images.shape[1:] != (config.sample_size, config.sample_size, 3):
+            raise ConfigError(
+                f"image pool has shape {images.shape}; expected (N, {config.sample_size}, "
+                f"{config.sample_size}, 3) uint8 for sample_size={config.sample_size}"
+            )
+        self.run_dir, self.cfg, self.opt = Path(run_dir), config, options
+        self.device = torch.device(options.device)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        config.save(self.run_dir / CONFIG_FILE)
+
+        torch.manual_seed(config.seed)
+        random.seed(config.seed)
+        np.random.seed(config.seed % 2**32)
+        self.unet = build_unet(config).to(self.device).train()
+        self.scheduler = build_scheduler(config)
+        self.ema = EMAWeights(self.unet, config.ema_max_decay)
+        self.optimizer = torch.optim.AdamW(
+            self.unet.parameters(), lr=config.lr, weight_decay=config.weight_decay
+        )
+        self.gen = torch.Generator().manual_seed(config.seed + 1)
+        self.images = torch.from_numpy(images).to(self.device)
+        self.order = BatchOrder(len(images), config.batch_size, config.seed)
+        self.step = 0
+        self.totals: dict[str, Any] = {"images_seen": 0, "wall_seconds": {}, "runs": []}
+        self.last_loss: float | None = None
+        self._resume()
+        self._sample_unet = None
+
+    # ----------------------------------------------------------------- state
+    def _resume(self) -> None:
+        folder = latest_checkpoint(self.run_dir)
+        if folder is None:
+            return
+        ck = load_checkpoint(folder)
+        st = ck["state"]
+        if st["order"]["n"] != self.order.n:
+            raise CheckpointError(
+                f"{folder} was trained on a pool of {st['order']['n']} images but "
+                f"{self.order.n} were given; resume with the same data or use a new --out"
+            )
+        try:
+            self.unet.load_state_dict(ck["model"])
+            self.ema.load_state_dict(ck["ema"])
+            self.optimizer.load_state_dict(ck["optimizer"])
+        except (RuntimeError, KeyError, ValueError) as exc:
+            raise CheckpointError(
+                f"{folder} does not match the model of {self.run_dir / CONFIG_FILE} "
+                f"({str(exc).splitlines()[0]}); use a new --out"
+            ) from None
+        self.gen.set_state(ck["rng"]["generator"])
+        torch.set_rng_state(ck["rng"]["torch"])
+        np.random.set_state(tuple(st["rng"]["numpy"]))  # type: ignore[arg-type]
+        py = st["rng"]["python"]
+        random.setstate((py[0], tuple(py[1]), py[2]))
+        o = st["order"]
+        self.order = BatchOrder(o["n"], self.cfg.batch_size, o["seed"], o["epoch"], o["position"])
+        self.step = int(st["step"])
+        self.totals = st["totals"]
+        self.last_loss = st.get("last_loss")
+        _truncate_loss_log(self.run_dir / LOSS_FILE, self.step)
+
+    def _state(self) -> dict[str, Any]:
+        np_state = np.random.get_state()
+        py_state = random.getstate()
+        return {
+            "step": self.step,
+            "order": self.order.state(),
+            "last_loss": self.last_loss,
+            "totals": self.totals,
+            "rng": {
+                "numpy": [np_state[0], np_state[1].tolist(), *np_state[2:]],
+                "python": [py_state[0], list(py_state[1]), py_state[2]],
+            },
+            "saved_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        }
+
+    def save(self) -> Path:
+        """Write a checkpoint of the current state (atomically); wall time is added first."""
+        now = time.monotonic()
+        hw = hardware_name(self.device)
+        secs = self.totals["wall_seconds"]
+        secs[hw] = round(secs.get(hw, 0.0) + now - self._last_save, 3)
+        self._last_save = now
+        self.totals["steps"] = self.step
+        self._run_entry["end_step"] = self.step
+        return save_checkpoint(
+            self.run_dir,
+            model=self.unet.state_dict(),
+            ema=self.ema.state_dict(),
+            optimizer=self.optimizer,
+            rng={"generator": self.gen.get_state(), "torch": torch.get_rng_state()},
+            state=self._state(),
+        )
+
+    def write_samples(self) -> Path:
+        """Sample a grid with the EMA weights into ``samples/step_XXXXXXX.png`` and ``latest``."""
+        if self._sample_unet is None:
+            self._sample_unet = build_unet(self.cfg).to(self.device)
+        self.ema.copy_to(self._sample_unet)
+        imgs = generate(
+            self._sample_unet,
+            dict(self.scheduler.config),
+            self.opt.sample_images,
+            self.opt.sample_steps,
+            seed=0,
+            bf16=self.cfg.bf16,
+        )
+        path = save_grid(imgs, self.run_dir / "samples" / f"step_{self.step:07d}.png")
+        save_grid(imgs, self.run_dir / "samples" / "latest.png")
+        return path
+
+    # ----------------------------------------------------------------- loop
+    def train_step(self) -> float:
+        """One optimiser step; returns the loss."""
+        cfg, gen = self.cfg, self.gen
+        idx = torch.from_numpy(self.order.next_indices()).to(self.device)
+        x = self.images[idx].permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
+        b = x.shape[0]
+        if cfg.flips:
+            hflip = (torch.rand(b, generator=gen) < 0.5).to(self.device)[:, None, None, None]
+            vflip = (torch.rand(b, generator=gen) < 0.5).to(self.device)[:, None, None, None]
+            x = torch.where(hflip, x.flip(-1), x)
+            x = torch.where(vflip, x.flip(-2), x)
+        noise = torch.randn(x.shape, generator=gen).to(self.device)
+        t = torch.randint(0, cfg.num_train_timesteps, (b,), generator=gen).to(self.device)
+        noisy = self.scheduler.add_noise(x, noise, t)
+        target = (
+            noise if cfg.prediction_type == "epsilon" else self.scheduler.get_velocity(x, noise, t)
+        )
+        for group in self.optimizer.param_groups:
+            group["lr"] = _lr_at(cfg, self.step)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
+            pred = self.unet(noisy, t).sample
+        loss = F.mse_loss(pred.float(), target)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(self.unet.parameters(), cfg.grad_clip)
+        self.optimizer.step()
+        self._last_decay = self.ema.update(self.unet, self.step)
+        self.step += 1
+        self.totals["images_seen"] = self.totals.get("images_seen", 0) + b
+        return float(loss.detach())
+
+    def run(self, stop_requested: Callable[[], bool] | None = None) -> dict[str, Any]:
+        """Train until a stop condition; checkpoint and sample at the end. Returns a summary."""
+        from tqdm.auto import tqdm
+
+        opt = self.opt
+        start = self._last_save = time.monotonic()
+        self._run_entry = {
+            "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "hardware": hardware_name(self.device),
+            "command": opt.command,
+            "start_step": self.step,
+            "end_step": self.step,
+        }
+        self.totals.setdefault("runs", []).append(self._run_entry)
+        first_step, saved_step, reason = self.step, self.step, "max_steps"
+        target = opt.max_steps
+        if opt.steps is not None:
+            target = min(target or 10**12, self.step + opt.steps)
+        log_path = self.run_dir / LOSS_FILE
+        new_log = not log_path.is_file()
+        log = log_path.open("a", newline="")
+        writer = csv.writer(log)
+        if new_log:
+            writer.writerow(LOSS_COLUMNS)
+        bar = tqdm(
+            total=target,
+            initial=self.step,
+            disable=not opt.progress,
+            unit="step",
+            dynamic_ncols=True,
+            mininterval=2.0,
+        )
+        step_times: list[float] = []
+        smooth = self.last_loss
+        try:
+            while True:
+                if target is not None and self.step >= target:
+                    break
+                if stop_requested is not None and stop_requested():
+                    reason = "interrupted"
+                    break
+                if opt.max_minutes is not None and step_times:
+                    mean = sum(step_times[-20:]) / len(step_times[-20:])
+                    if time.monotonic() - start + 2 * mean > opt.max_minutes * 60:
+                        reason = "max_minutes"
+                        break
+                t0 = time.monotonic()
+                loss = self.train_step()
+                step_times.append(time.monotonic() - t0)
+                self.last_loss = loss
+                smooth = loss if smooth is None else 0.95 * smooth + 0.05 * loss
+                recent = step_times[-20:]
+                ips = self.cfg.batch_size * len(recent) / sum(recent)
+                writer.writerow(
+                    [
+                        self.step,
+                        self.order.epoch,
+                        f"{loss:.6f}",
+                        f"{_lr_at(self.cfg, self.step - 1):.3e}",
+                        f"{self._last_decay:.6f}",
+                        f"{ips:.2f}",
+                        f"{time.monotonic() - start:.1f}",
+                    ]
+                )
+                log.flush()
+                bar.update(1)
+                bar.set_postfix(loss=f"{smooth:.4f}", img_s=f"{ips:.1f}", epoch=self.order.epoch)
+                if opt.ckpt_every and self.step % opt.ckpt_every == 0:
+                    self.save()
+                    saved_step = self.step
+                if opt.sample_every and self.step % opt.sample_every == 0:
+                    self.write_samples()
+        finally:
+            bar.close()
+            log.close()
+        if self.step != saved_step or self.step == first_step:
+            self.save()
+        if opt.sample_every and self.step % opt.sample_every != 0 and self.step > first_step:
+            self.write_samples()
+        trained = step_times
+        return {
+            "step": self.step,
+            "steps_this_run": self.step - first_step,
+            "images_seen": self.totals["images_seen"],
+            "last_loss": self.last_loss,
+            "img_per_s": (self.cfg.batch_size * len(trained) / sum(trained)) if trained else 0.0,
+            "seconds": time.monotonic() - start,
+            "stopped_by": reason,
+        }
