@@ -1,4 +1,4 @@
-"""Run these tiny-model tests on one thread (2 threads on a shared 2-core machine is ~20x slower)."""
+"""Run these tiny-model tests on one thread (2 threads on a busy 2-core machine: ~20x slower)."""
 
 from __future__ import annotations
 
