@@ -1,0 +1,151 @@
+"""The key of a feature cache: everything that changes the stored features, field by field.
+
+Two caches are interchangeable exactly when their fingerprints are equal. The fingerprint is a
+flat JSON dict so that a mismatch can name each field that differs (``spec.timesteps``,
+``storage_dtype``, ``sample_ids``...) instead of only saying that two hashes differ.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+
+from satdifuser.features.spec import FeatureInfo
+
+FORMAT_VERSION = 1
+"""On-disk format of the cache; bumped when the layout changes."""
+
+STORAGE_DTYPES = ("float16", "bfloat16", "float32")
+"""Dtypes a cache can store features in."""
+
+
+def ids_digest(ids: Sequence[str]) -> str:
+    """sha256 of the ordered sample ids (order matters: it is the cache's row order)."""
+    h = hashlib.sha256()
+    for i in ids:
+        h.update(str(i).encode())
+        h.update(b"\n")
+    return h.hexdigest()
+
+
+def feature_info_rows(feature_info: Sequence[FeatureInfo]) -> list[list[object]]:
+    """``FeatureInfo`` list as JSON rows ``[tap, timestep, channels, reduction]``."""
+    return [[f.tap, f.timestep, f.channels, f.reduction] for f in feature_info]
+
+
+def feature_info_from_rows(rows: Sequence[Sequence[object]]) -> list[FeatureInfo]:
+    """Inverse of :func:`feature_info_rows`."""
+    return [FeatureInfo(str(r[0]), int(r[1]), int(r[2]), int(r[3])) for r in rows]  # type: ignore[call-overload]
+
+
+def describe_backbone(extractor: object) -> str | None:
+    """Best-effort readable name of the extractor's backbone weights (for messages only)."""
+    for attr in ("backbone_id", "weights_id", "backbone_name"):
+        value = getattr(extractor, attr, None)
+        if isinstance(value, str):
+            return value
+    backbone = getattr(extractor, "backbone", None)
+    for attr in ("weights_id", "identity", "name", "name_or_path"):
+        value = getattr(backbone, attr, None)
+        value = value() if callable(value) else value
+        if isinstance(value, str):
+            return value
+    return type(backbone).__name__ if backbone is not None else None
+
+
+def build_fingerprint(
+    *,
+    extractor_identity: str,
+    backbone: str | None,
+    spec: Mapping[str, object],
+    feature_info: Sequence[FeatureInfo],
+    keep_taps: Sequence[str] | None,
+    storage_dtype: str,
+    ids: Sequence[str],
+) -> dict[str, object]:
+    """Flat fingerprint of a cache.
+
+    Args:
+        extractor_identity: ``FeatureExtractor.identity()`` (weights id, spec, preprocessing).
+        backbone: Readable backbone/weights name (for messages; the identity already covers it).
+        spec: ``FeatureSpec.to_dict()``; each field becomes ``spec.<name>``.
+        feature_info: The maps stored (after ``keep_taps``).
+        keep_taps: Tap patterns kept, or None for all.
+        storage_dtype: One of :data:`STORAGE_DTYPES`.
+        ids: Sample ids in row order.
+
+    Returns:
+        JSON-able dict; equal dicts mean interchangeable caches.
+    """
+    fp: dict[str, object] = {"format_version": FORMAT_VERSION, "extractor": extractor_identity}
+    fp["backbone"] = backbone
+    for name, value in sorted(spec.items()):
+        fp[f"spec.{name}"] = value
+    fp["feature_info"] = feature_info_rows(feature_info)
+    fp["keep_taps"] = list(keep_taps) if keep_taps is not None else None
+    fp["storage_dtype"] = storage_dtype
+    fp["num_samples"] = len(ids)
+    fp["sample_ids"] = ids_digest(ids)
+    return json.loads(json.dumps(fp))
+
+
+def fingerprint_digest(fingerprint: Mapping[str, object]) -> str:
+    """Short stable hash of a fingerprint (the cache key)."""
+    payload = json.dumps(fingerprint, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(payload.encode()).hexdigest()[:20]
+
+
+def _short(value: object, limit: int = 60) -> str:
+    text = json.dumps(value) if not isinstance(value, str) else repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def fingerprint_differences(
+    cached: Mapping[str, object],
+    asked: Mapping[str, object],
+    cached_ids: Sequence[str] | None = None,
+    asked_ids: Sequence[str] | None = None,
+) -> list[str]:
+    """Human-readable differences, one per field (empty when the fingerprints are equal)."""
+    diffs = []
+    for name in list(dict.fromkeys([*cached, *asked])):
+        a, b = cached.get(name), asked.get(name)
+        if a == b:
+            continue
+        if name == "sample_ids":
+            text = "sample ids differ"
+            if cached_ids is not None and asked_ids is not None:
+                first = next(
+                    (
+                        i
+                        for i, (x, y) in enumerate(zip(cached_ids, asked_ids, strict=False))
+                        if x != y
+                    ),
+                    min(len(cached_ids), len(asked_ids)),
+                )
+                got = cached_ids[first] if first < len(cached_ids) else "<end>"
+                want = asked_ids[first] if first < len(asked_ids) else "<end>"
+                text += f" (first at row {first}: cache {got!r}, asked {want!r})"
+            diffs.append(text)
+        elif name == "extractor":
+            diffs.append("extractor identity (backbone weights or preprocessing) differs")
+        else:
+            diffs.append(f"{name}: cache {_short(a)}, asked {_short(b)}")
+    # the identity covers spec fields; do not report it alone when a visible field explains it
+    if len(diffs) > 1:
+        diffs = [d for d in diffs if not d.startswith("extractor identity")]
+    return diffs
+
+
+__all__ = [
+    "FORMAT_VERSION",
+    "STORAGE_DTYPES",
+    "build_fingerprint",
+    "describe_backbone",
+    "feature_info_from_rows",
+    "feature_info_rows",
+    "fingerprint_differences",
+    "fingerprint_digest",
+    "ids_digest",
+]
