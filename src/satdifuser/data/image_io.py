@@ -39,21 +39,27 @@ def read_rgb(path: PathLike) -> np.ndarray:
     return np.asarray(img, dtype=np.uint8)
 
 
-def read_mask_pixels(path: PathLike) -> np.ndarray:
+def read_mask_pixels(path: PathLike, palette_as_rgb: bool = True) -> np.ndarray:
     """Decode a mask file: (H, W) for single-channel masks, (H, W, 3) uint8 for colour masks.
 
-    Palette (``P``) and RGBA images are converted to RGB; 16-bit and 32-bit index masks keep
-    their values (returned as int64).
+    Args:
+        path: Mask file.
+        palette_as_rgb: Convert palette (``P``) images to RGB (colour-coded masks); False keeps
+            their palette indices as class ids.
+
+    RGBA images are converted to RGB; 16-bit and 32-bit index masks keep their values (int64).
     """
     img = _open(path)
-    if img.mode in {"P", "PA", "RGBA", "RGB", "CMYK", "YCbCr", "LA"}:
-        if img.mode == "LA":
-            return np.asarray(img.convert("L"), dtype=np.uint8)
+    if img.mode == "P" and not palette_as_rgb:
+        return np.asarray(img, dtype=np.uint8)
+    if img.mode in {"P", "PA", "RGBA", "RGB", "CMYK", "YCbCr"}:
         return np.asarray(img.convert("RGB"), dtype=np.uint8)
+    if img.mode == "LA":
+        return np.asarray(img.convert("L"), dtype=np.uint8)
     arr = np.asarray(img)
     if arr.ndim != 2:
         raise DataFormatError(f"mask {path} has shape {arr.shape}; expected (H, W) or RGB")
-    return arr.astype(np.int64) if arr.dtype != np.uint8 else arr
+    return arr if arr.dtype == np.uint8 else arr.astype(np.int64)
 
 
 def image_size(path: PathLike) -> tuple[int, int]:
