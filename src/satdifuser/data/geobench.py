@@ -33,6 +33,7 @@ used and a warning is issued. RGB (02-04) is unaffected either way.
 from __future__ import annotations
 
 import math
+import os
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -46,6 +47,7 @@ from torch.utils.data import Dataset
 from satdifuser._typing import PathLike, Sample
 from satdifuser.data import geobench_format as fmt
 from satdifuser.data.geobench_tasks import GEOBENCH_TASKS, GeoBenchTaskInfo, infer_task_name
+from satdifuser.data.meta import make_meta
 from satdifuser.errors import (
     ConfigError,
     DataFormatError,
@@ -57,16 +59,19 @@ IGNORE_INDEX = -100
 
 
 def _resolve_root(root: PathLike | None) -> Path:
-    if root is not None:
+    """Explicit root, else the project's data root (``$SATDIFUSER_DATA``, ``shared/data``)
+    holding ``geobench/``, else ``$GEO_BENCH_DIR`` (GEO-Bench's own variable)."""
+    if root is not None and str(root) != "":
         return Path(root).expanduser()
-    try:  # the generic resolver (argument, $SATDIFUSER_DATA, ../shared/data) when present
-        from satdifuser.data.roots import resolve_data_root  # type: ignore[import-not-found]
-    except ImportError:
-        raise DatasetNotFoundError(
-            "GeoBench needs root: the folder that holds classification_v1.0/ and "
-            "segmentation_v1.0/ (or one task folder)"
-        ) from None
-    return Path(resolve_data_root(None))
+    from satdifuser.data.roots import resolve_data_root
+
+    try:
+        return resolve_data_root(None, "geobench")
+    except DatasetNotFoundError:
+        env = os.environ.get("GEO_BENCH_DIR", "")
+        if env:
+            return Path(env).expanduser()
+        raise
 
 
 def detect_geobench(path: PathLike) -> bool:
@@ -339,8 +344,9 @@ class GeoBench(Dataset[Sample]):
             date = date or fmt.as_date(meta.get("date")) or fmt.as_date(e.date)
         if math.isnan(gsd):
             gsd = float(self.specs.get("spatial_resolution") or self.info.gsd)
-        ymd = (date.year, date.month, date.day) if date else (math.nan,) * 3
-        return torch.tensor([lon, lat, gsd, math.nan, *ymd], dtype=torch.float32)
+        if date is None:
+            return make_meta(lon=lon, lat=lat, gsd=gsd)
+        return make_meta(lon=lon, lat=lat, gsd=gsd, year=date.year, month=date.month, day=date.day)
 
     # -- display ------------------------------------------------------------------------------
     def rgb_indices(self) -> list[int] | None:

@@ -12,9 +12,11 @@ through ``__reduce__``, ``builtins.eval`` ...) is rejected before anything is ca
 from __future__ import annotations
 
 import ast
+import codecs
 import collections
 import copyreg
 import datetime
+import importlib
 import io
 import pickle
 from pathlib import Path
@@ -34,19 +36,19 @@ STUB_NAMES: frozenset[tuple[str, str]] = frozenset(
 
 
 def _numpy_global(*paths: str) -> dict[tuple[str, str], Any]:
+    """Allow-list entries for numpy functions under both ``numpy.core`` and ``numpy._core``."""
     out: dict[tuple[str, str], Any] = {}
     for path in paths:
-        module, name = path.rsplit(".", 1)
+        sub, name = path.rsplit(".", 1)
         obj: Any = None
-        for candidate in ("numpy._core.multiarray", "numpy.core.multiarray"):
+        for core in ("numpy._core", "numpy.core"):
             try:
-                mod = __import__(candidate, fromlist=[name])
-                obj = getattr(mod, name)
+                obj = getattr(importlib.import_module(f"{core}.{sub}"), name)
                 break
             except (ImportError, AttributeError):
                 continue
         if obj is not None:
-            out[(module, name)] = obj
+            out.update({(f"{core}.{sub}", name): obj for core in ("numpy._core", "numpy.core")})
     return out
 
 
@@ -57,24 +59,24 @@ _ALLOWED: dict[tuple[str, str], Any] = {
     ("builtins", "list"): list,
     ("builtins", "dict"): dict,
     ("builtins", "tuple"): tuple,
-    ("__builtin__", "set"): set,
-    ("__builtin__", "object"): object,
     ("collections", "OrderedDict"): collections.OrderedDict,
     ("collections", "defaultdict"): collections.defaultdict,
     ("datetime", "date"): datetime.date,
     ("datetime", "datetime"): datetime.datetime,
     ("datetime", "timedelta"): datetime.timedelta,
+    # protocol <= 2 pickles bytes (e.g. datetime state) as _codecs.encode(str, "latin1")
+    ("_codecs", "encode"): codecs.encode,
     ("copyreg", "_reconstructor"): copyreg._reconstructor,  # type: ignore[attr-defined]
     ("copy_reg", "_reconstructor"): copyreg._reconstructor,  # type: ignore[attr-defined]
     ("numpy", "ndarray"): np.ndarray,
     ("numpy", "dtype"): np.dtype,
-    **_numpy_global(
-        "numpy.core.multiarray._reconstruct",
-        "numpy._core.multiarray._reconstruct",
-        "numpy.core.multiarray.scalar",
-        "numpy._core.multiarray.scalar",
-    ),
+    # array reconstruction (protocols 2-4), protocol-5 buffers, numpy scalars
+    **_numpy_global("multiarray._reconstruct", "multiarray.scalar", "numeric._frombuffer"),
 }
+# protocol <= 2 writes Python 2 names (fix_imports): allow the same builtins under __builtin__.
+for (_mod, _n), _obj in list(_ALLOWED.items()):
+    if _mod == "builtins":
+        _ALLOWED[("__builtin__", _n)] = _obj
 # numpy pickles its dtypes' scalar types by name (numpy.float64 ...): allow only numeric types.
 for _name in (
     "bool_ int8 int16 int32 int64 uint8 uint16 uint32 uint64 float16 float32 float64 "
