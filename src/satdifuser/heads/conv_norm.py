@@ -29,11 +29,13 @@ class SafeBatchNorm2d(nn.BatchNorm2d):
 
 def make_norm(kind: Literal["batch", "group"], channels: int, num_groups: int) -> nn.Module:
     """``batch``: :class:`SafeBatchNorm2d`; ``group``: GroupNorm with the largest divisor of
-    ``channels`` that is at most ``num_groups``."""
+    ``channels`` that is at most ``num_groups`` and leaves at least 2 channels per group (one
+    channel per group on a 1x1 pooled map would normalise a single value)."""
     if kind == "batch":
         return SafeBatchNorm2d(channels)
     if kind == "group":
-        groups = max(g for g in range(1, min(num_groups, channels) + 1) if channels % g == 0)
+        limit = max(1, min(num_groups, channels // 2))
+        groups = max(g for g in range(1, limit + 1) if channels % g == 0)
         return nn.GroupNorm(groups, channels)
     raise ConfigError(f"norm={kind!r} is unknown; expected 'batch' or 'group'")
 
