@@ -65,6 +65,10 @@ class MoEFusion(BaseFusion):
 
     SD 2.1 default (C_s = 1920, 3840, 7680, 3840): 71,494,692 parameters.
 
+    Notes: ``switch`` balancing has no gradient during the dense warm-up (every expert is used,
+    so its ``f`` is uniform); ``kl`` acts from the first step. After warm-up, experts that no
+    sample selected get no gradient in that step: under DDP use ``find_unused_parameters=True``.
+
     Args:
         feature_info: The extractor's feature_info.
         projection_dim: Output channels of every scale (and of every expert).
