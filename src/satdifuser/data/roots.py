@@ -40,13 +40,13 @@ def shared_data_candidates() -> list[Path]:
     return out
 
 
-def resolve_data_root(root: PathLike | None, name: str) -> Path:
+def resolve_data_root(root: PathLike | None, name: str = "") -> Path:
     """Resolve the folder that holds dataset ``name`` (e.g. ``"eurosat_rgb"``).
 
     Args:
         root: Explicit data root; returned as is (expanded) when given.
         name: Folder or file name of the dataset inside the data root; a ``shared/data``
-            fallback is accepted only when ``<candidate>/<name>`` exists.
+            fallback is accepted only when ``<candidate>/<name>`` exists ("" accepts any).
 
     Returns:
         The data root (the dataset class looks for ``name`` and its variants inside it).
