@@ -46,6 +46,9 @@ def describe_backbone(extractor: object) -> str | None:
         if isinstance(value, str):
             return value
     backbone = getattr(extractor, "backbone", None)
+    name, weights = getattr(backbone, "name", None), getattr(backbone, "weights_id", None)
+    if isinstance(name, str) and callable(weights):
+        return f"{name}@{str(weights())[:12]}"
     for attr in ("weights_id", "identity", "name", "name_or_path"):
         value = getattr(backbone, attr, None)
         value = value() if callable(value) else value

@@ -38,13 +38,11 @@ def dataset_ids(dataset: Any) -> list[str]:
         DataFormatError: When a sample has no ``id`` or ids repeat.
     """
     ids: list[str] | None = None
-    if isinstance(dataset, torch.utils.data.Subset) and hasattr(dataset.dataset, "ids"):
-        base = list(dataset.dataset.ids)
-        ids = [str(base[i]) for i in dataset.indices]
-    elif hasattr(dataset, "ids"):
-        ids = [str(i) for i in dataset.ids]
-    elif _files_are_ids(dataset):
-        ids = [str(f) for f in dataset.files]
+    if isinstance(dataset, torch.utils.data.Subset):
+        base = _listed_ids(dataset.dataset)
+        ids = None if base is None else [base[i] for i in dataset.indices]
+    else:
+        ids = _listed_ids(dataset)
     if ids is None:
         ids = []
         for i in range(len(dataset)):
@@ -56,7 +54,8 @@ def dataset_ids(dataset: Any) -> list[str]:
                 )
             ids.append(str(sample["id"]))
     if len(set(ids)) != len(ids):
-        dup = next(i for i in ids if ids.count(i) > 1)
+        seen: set[str] = set()
+        dup = next(i for i in ids if i in seen or seen.add(i))  # type: ignore[func-returns-value]
         raise DataFormatError(
             f"sample id {dup!r} occurs more than once in {type(dataset).__name__}; "
             "cache rows need unique ids: deduplicate the split"
@@ -64,16 +63,21 @@ def dataset_ids(dataset: Any) -> list[str]:
     return ids
 
 
-def _files_are_ids(dataset: Any) -> bool:
-    """A ``files`` list that matches the ids of its first and last sample (EuroSAT-style).
+def _listed_ids(dataset: Any) -> list[str] | None:
+    """Ids without loading samples: ``dataset.ids``, or a ``files`` list matching the ids of the
+    first and last sample (EuroSAT-style); None when neither applies.
 
     The extraction loop checks every id against the plan, so this shortcut cannot go wrong
     silently.
     """
+    if hasattr(dataset, "ids"):
+        return [str(i) for i in dataset.ids]
     files = getattr(dataset, "files", None)
     if not isinstance(files, list) or len(files) != len(dataset) or not files:
-        return False
-    return all(str(dataset[i].get("id")) == str(files[i]) for i in (0, len(files) - 1))
+        return None
+    if all(str(dataset[i].get("id")) == str(files[i]) for i in (0, len(files) - 1)):
+        return [str(f) for f in files]
+    return None
 
 
 def select_taps(feature_info: Sequence[FeatureInfo], keep_taps: Sequence[str] | None) -> list[int]:

@@ -297,6 +297,9 @@ class FeatureCacheBuilder:
 
 
 def _module_device(module: Any) -> torch.device:
+    device = getattr(module, "device", None)  # FeatureExtractor: its (unregistered) backbone's
+    if isinstance(device, torch.device):
+        return device
     for p in module.parameters():
         return p.device
     for b in module.buffers():

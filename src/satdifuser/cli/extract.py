@@ -1,0 +1,248 @@
+"""``satdifuser extract``: extract the features of a dataset split once into an on-disk cache.
+
+Examples::
+
+    satdifuser extract --backbone tiny-pixel --dataset eurosat --split train --budget 200 \\
+        --cache-dir features/eurosat --batch-size 32
+    torchrun --nproc_per_node 4 -m satdifuser extract ... # each rank writes its own shards
+
+The cache lands in ``<cache-dir>/<split>/``. A rerun resumes an interrupted build (also after
+``kill -9``) and ends with the same bytes as an uninterrupted run; a cache of another
+configuration is refused with the fields that differ. See ``docs/cache.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import inspect
+import os
+import sys
+from collections.abc import Sequence
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from satdifuser.errors import ConfigError
+
+DATASETS = {
+    "eurosat": "satdifuser.data.eurosat.EuroSAT",
+    "dubai": "satdifuser.data.dubai_aerial.DubaiAerial",
+    "mask-folder": "satdifuser.data.mask_folder.MaskFolder",
+}
+"""Short names of ``--dataset``; any ``package.module.Class`` path works too."""
+
+
+def _csv(values: Sequence[str]) -> list[str]:
+    return [v for item in values for v in item.split(",") if v]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``satdifuser extract``."""
+    p = argparse.ArgumentParser(
+        prog="satdifuser extract",
+        description="Extract frozen-diffusion features of one dataset split into a cache.",
+    )
+    g = p.add_argument_group("extractor (everything here keys the cache)")
+    g.add_argument("--backbone", default="tiny-sd", help="registry name or checkpoint folder")
+    g.add_argument("--timesteps", nargs="+", default=None, help="e.g. 21 61 161 (or 21,61,161)")
+    g.add_argument(
+        "--taps", nargs="+", default=None, help="tap patterns (default: the reference's)"
+    )
+    g.add_argument("--image-size", type=int, default=None, help="working size (backbone default)")
+    g.add_argument("--noise", choices=["add_noise", "ddim_inversion"], default="add_noise")
+    g.add_argument("--ensemble", type=int, default=1)
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--posterior", choices=["mean", "sample"], default="mean")
+    g.add_argument("--compute-dtype", choices=["float32", "bfloat16", "float16"], default="float32")
+    g.add_argument("--prompt", default="a satellite image")
+    g.add_argument("--no-metadata", action="store_true", help="drop DiffusionSat metadata")
+    g.add_argument("--inversion-steps", type=int, default=50)
+    d = p.add_argument_group("data")
+    d.add_argument("--dataset", default="eurosat", help=f"{', '.join(DATASETS)} or a class path")
+    d.add_argument("--root", default=None, help="data root (default: $SATDIFUSER_DATA, shared/)")
+    d.add_argument("--split", default="train", help="split name (also the cache sub-folder)")
+    d.add_argument("--budget", type=int, default=None, help="labels per class (EuroSAT)")
+    d.add_argument("--data-arg", action="append", default=[], metavar="KEY=VALUE",
+                   help="extra dataset argument (YAML value), repeatable")  # fmt: skip
+    d.add_argument("--limit", type=int, default=None, help="only the first N samples")
+    c = p.add_argument_group("cache")
+    c.add_argument("--cache-dir", required=True, type=Path, help="the cache goes to DIR/<split>/")
+    c.add_argument("--dtype", choices=["float16", "bfloat16", "float32"], default="float16",
+                   help="storage dtype")  # fmt: skip
+    c.add_argument("--keep-taps", nargs="+", default=None, metavar="PATTERN",
+                   help="store only maps whose tap matches (fnmatch)")  # fmt: skip
+    c.add_argument("--max-gb", type=float, default=None, help="refuse above this size (1e9 B)")
+    c.add_argument("--batch-size", type=int, default=8)
+    c.add_argument("--shard-size", type=int, default=None, help="rows per shard (auto ~256 MiB)")
+    c.add_argument("--num-workers", type=int, default=0, help="image-reading workers")
+    c.add_argument("--device", default="auto", help="auto (GPU of LOCAL_RANK if any), cpu, cuda:N")
+    c.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    c.add_argument("--overwrite", action="store_true", help="rebuild a cache of another config")
+    c.add_argument("--verify", action="store_true", help="re-hash every shard of a complete cache")
+    c.add_argument("--dry-run", action="store_true", help="print the estimate and stop")
+    c.add_argument("--no-progress", action="store_true")
+    c.add_argument("--rank", type=int, default=None, help="rank without a process group")
+    c.add_argument("--world-size", type=int, default=None, help="ranks without a process group")
+    return p
+
+
+def _resolve_class(name: str) -> Any:
+    path = DATASETS.get(name, name)
+    module, _, cls = path.rpartition(".")
+    if not module:
+        raise ConfigError(
+            f"--dataset {name!r} is neither a short name ({', '.join(DATASETS)}) nor a class "
+            "path like satdifuser.data.eurosat.EuroSAT"
+        )
+    try:
+        return getattr(importlib.import_module(module), cls)
+    except (ImportError, AttributeError):
+        raise ConfigError(
+            f"--dataset {name!r}: cannot import {path}; use one of {', '.join(DATASETS)} "
+            "or an importable class path"
+        ) from None
+
+
+def make_dataset(args: argparse.Namespace) -> Any:
+    """The dataset of ``--dataset`` with root/split/budget when its constructor takes them."""
+    import yaml
+    from torch.utils.data import Subset
+
+    cls = _resolve_class(args.dataset)
+    params = inspect.signature(cls).parameters
+    kwargs: dict[str, Any] = {}
+    for key in ("root", "split", "budget"):
+        value = getattr(args, key)
+        if key in params and value is not None:
+            kwargs[key] = value
+        elif value is not None and key != "split":
+            raise ConfigError(f"--{key} is not an argument of {cls.__name__}; drop it")
+    for item in args.data_arg:
+        key, sep, value = item.partition("=")
+        if not sep or key not in params:
+            raise ConfigError(
+                f"--data-arg {item!r}: expected KEY=VALUE with KEY among "
+                f"{', '.join(n for n in params if n != 'self')}"
+            )
+        kwargs[key] = yaml.safe_load(value)
+    dataset = cls(**kwargs)
+    if args.limit is not None:
+        if args.limit < 1:
+            raise ConfigError(f"--limit {args.limit} must be >= 1")
+        dataset = Subset(dataset, range(min(args.limit, len(dataset))))
+    return dataset
+
+
+def make_extractor(args: argparse.Namespace) -> Any:
+    """The ``FeatureExtractor`` of the extractor options."""
+    from satdifuser.features.extractor import FeatureExtractor
+
+    timesteps = [int(t) for t in _csv(args.timesteps)] if args.timesteps else None
+    return FeatureExtractor(
+        backbone=args.backbone,
+        timesteps=timesteps,
+        taps=_csv(args.taps) if args.taps else None,
+        image_size=args.image_size,
+        noise=args.noise,
+        ensemble=args.ensemble,
+        seed=args.seed,
+        posterior=args.posterior,
+        dtype=args.compute_dtype,
+        prompt=args.prompt,
+        use_metadata=not args.no_metadata,
+        inversion_steps=args.inversion_steps,
+    )
+
+
+def init_distributed() -> tuple[int, int, int, bool]:
+    """Rank, world size, local rank from torchrun/srun variables; joins the process group.
+
+    Returns:
+        (rank, world_size, local_rank, created): ``created`` when this call initialised the group
+        (with ``MASTER_ADDR`` set); without it, ranks coordinate through the file system.
+    """
+    import torch
+    import torch.distributed as dist
+
+    env = os.environ
+    rank = int(env.get("RANK", env.get("SLURM_PROCID", 0)))
+    world = int(env.get("WORLD_SIZE", env.get("SLURM_NTASKS", 1)))
+    local = int(env.get("LOCAL_RANK", env.get("SLURM_LOCALID", 0)))
+    if world <= 1 or dist.is_initialized() or "MASTER_ADDR" not in env:
+        return rank, world, local, False
+    env.setdefault("RANK", str(rank))
+    env.setdefault("WORLD_SIZE", str(world))
+    env.setdefault("MASTER_PORT", "29500")
+    backend = "nccl" if torch.cuda.is_available() else "gloo"
+    dist.init_process_group(backend, timeout=timedelta(hours=12))
+    return rank, world, local, True
+
+
+def run(argv: list[str]) -> int:
+    """Entry point of ``satdifuser extract``."""
+    args = build_parser().parse_args(argv)
+    import torch
+    import torch.distributed as dist
+
+    from satdifuser.features.cache import FeatureCacheBuilder, human_bytes, verify_cache
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    rank, world, local, created = init_distributed()
+    if args.rank is not None or args.world_size is not None:
+        rank = args.rank if args.rank is not None else 0
+        world = args.world_size if args.world_size is not None else 1
+    device = args.device
+    if device == "auto":
+        device = f"cuda:{local}" if torch.cuda.is_available() else "cpu"
+    say = print if rank == 0 else (lambda *a, **k: None)
+    try:
+        dataset = make_dataset(args)
+        extractor = make_extractor(args)
+        folder = args.cache_dir / args.split
+        builder = FeatureCacheBuilder(
+            dataset, extractor, folder, dtype=args.dtype, keep_taps=_csv(args.keep_taps or []),
+            batch_size=args.batch_size, shard_size=args.shard_size, num_workers=args.num_workers,
+            device=device, rank=None if created else rank, world_size=None if created else world,
+        )  # fmt: skip
+        builder.prepare(overwrite=args.overwrite, max_gb=args.max_gb)
+        plan, ranks = builder.plan, builder.ranks
+        if builder.complete:
+            if args.verify:
+                verify_cache(folder, full=True)
+            say(f"cache {folder} is complete and matches the configuration (key {plan.key})"
+                + ("; every shard re-hashed OK" if args.verify else "; nothing to do"))  # fmt: skip
+            return 0
+        done, remaining = builder.done_shards(), builder.remaining_bytes()
+        info, bb = plan.feature_info, plan.fingerprint["backbone"]
+        say(f"extract {args.dataset}/{args.split}: {plan.num_samples} samples -> {folder} "
+            f"(key {plan.key}; {len(info)} maps, {plan.storage_dtype}; backbone {bb}; "
+            f"{ranks.world_size} rank(s), device {device})")  # fmt: skip
+        say(f"estimated size {human_bytes(plan.estimated_bytes)} "
+            f"({human_bytes(plan.bytes_per_sample)} per sample) in {plan.num_shards} shards of "
+            f"{plan.shard_size}; {human_bytes(remaining)} still to write")  # fmt: skip
+        if done:
+            say(f"resuming: {len(done)} of {plan.num_shards} shards already on disk")
+        if builder.layout_adopted:
+            say(f"note: keeping the existing layout (batch size {plan.batch_size}, shard size "
+                f"{plan.shard_size}) so the result equals an uninterrupted run")  # fmt: skip
+        if args.dry_run:
+            return 0
+        report = builder.run(progress=not args.no_progress)
+        rate = report.samples_extracted / report.seconds if report.seconds else 0.0
+        n, secs = report.samples_extracted, report.seconds
+        print(f"rank {ranks.rank}: wrote {report.shards_written} shards, {n} images in "
+              f"{secs:.1f} s ({rate:.2f} img/s)")  # fmt: skip
+        if builder.complete:
+            say(f"cache complete: {folder / 'index.json'}")
+        else:
+            print(f"rank {ranks.rank}: done; the index is written by the last rank to finish")
+        return 0
+    finally:
+        if created and dist.is_initialized():
+            dist.destroy_process_group()
+        sys.stdout.flush()
+
+
+__all__ = ["DATASETS", "build_parser", "init_distributed", "make_dataset", "make_extractor", "run"]

@@ -1,0 +1,107 @@
+"""``satdifuser extract`` on tiny generated EuroSAT with the tiny-pixel backbone."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+
+from fixtures.eurosat import make as fx
+from satdifuser.cli.main import main
+from satdifuser.features.cache import CachedFeatureDataset
+from satdifuser.features.extractor import FeatureExtractor
+
+ARGS = ["--backbone", "tiny-pixel", "--timesteps", "21,61", "--no-progress", "--threads", "1"]
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> Iterator[None]:
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return fx.make(tmp_path_factory.mktemp("eurosat"))
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def _extract(root: Path, cache: Path, *extra: str) -> int:
+    return main(["extract", *ARGS, "--root", str(root), "--cache-dir", str(cache), *extra])
+
+
+def test_extract_prints_the_estimate_and_serves_the_online_features(
+    root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _extract(root, tmp_path, "--split", "val", "--batch-size", "4") == 0
+    out = capsys.readouterr().out
+    # tiny-pixel at 32 px: per timestep 2 x 32ch @16^2 + 2 x 16ch @32^2; fp16; + int64 label
+    per = 2 * (2 * 32 * 16 * 16 + 2 * 16 * 32 * 32) * 2 + 8
+    assert f"estimated size {per * 10 / 1e6:.2f} MB" in out and "cache complete" in out
+    cached = CachedFeatureDataset(tmp_path / "val")
+    ex = FeatureExtractor("tiny-pixel", timesteps=[21, 61])
+    from satdifuser.data.eurosat import EuroSAT
+
+    ds = EuroSAT(root, split="val")
+    assert cached.ids == ds.files and len(cached) == 10
+    images = torch.stack([ds[i]["image"] for i in range(4)])
+    online = ex(images)
+    for i in range(4):
+        assert int(cached[i]["label"]) == int(ds[i]["label"])
+        for a, b in zip(cached[i]["features"], online, strict=True):
+            torch.testing.assert_close(a, b[i], rtol=2e-3, atol=2e-3)
+    assert _extract(root, tmp_path, "--split", "val", "--batch-size", "4") == 0
+    assert "nothing to do" in capsys.readouterr().out
+
+
+def test_extract_refuses_another_config_and_a_small_budget(
+    root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _extract(root, tmp_path, "--split", "test", "--limit", "3") == 0
+    capsys.readouterr()
+    assert _extract(root, tmp_path, "--split", "test", "--limit", "3", "--seed", "1") == 2
+    err = capsys.readouterr().err
+    assert "CacheMismatchError" in err and "spec.seed: cache 0, asked 1" in err
+    assert _extract(root, tmp_path, "--split", "test", "--limit", "4") == 2
+    assert "num_samples: cache 3, asked 4" in capsys.readouterr().err
+    assert _extract(root, tmp_path / "b", "--split", "test", "--max-gb", "0.00001") == 2
+    err = capsys.readouterr().err
+    assert "InsufficientDiskError" in err and "exceeds --max-gb 1e-05" in err
+    assert not (tmp_path / "b").exists()
+
+
+def test_extract_killed_with_sigkill_resumes_to_an_identical_cache(
+    root: Path, tmp_path: Path
+) -> None:
+    common = ["--split", "all", "--batch-size", "2", "--shard-size", "2"]
+    assert _extract(root, tmp_path / "ref", *common) == 0
+    cache = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "satdifuser", "extract", *ARGS, "--root", str(root),
+           "--cache-dir", str(cache), *common]  # fmt: skip
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    first = cache / "all" / "shard-00000.safetensors"
+    deadline = time.monotonic() + 300
+    while not first.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, (
+        proc.stderr.read().decode()[-2000:] if proc.stderr else ""
+    )
+    shards = sorted((cache / "all").glob("shard-*.safetensors"))
+    assert not (cache / "all" / "index.json").exists() and 1 <= len(shards) < 25
+    assert _extract(root, cache, *common) == 0
+    assert _files(cache / "all") == _files(tmp_path / "ref" / "all")
