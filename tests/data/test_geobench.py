@@ -210,6 +210,12 @@ def test_root_may_be_benchmark_dir_or_task_dir(tmp_path: Path) -> None:
     assert infer_task_name("whatever", "southAfricaCropType") == "m-SA-crop-type"
 
 
+def test_task_found_in_a_folder_of_sample_dirs(tmp_path: Path) -> None:
+    gbfx.make_task(tmp_path, "m-eurosat", dir_name="m-eurosat-sample")
+    gbfx.make_task(tmp_path, "m-pv4ger", dir_name="m-pv4ger-sample")
+    assert GeoBench(tmp_path, task="m-pv4ger").task_dir.name == "m-pv4ger-sample"
+
+
 def test_root_none_uses_satdifuser_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     gbfx.make_task(tmp_path / "geobench", "m-pv4ger")
     monkeypatch.setenv("SATDIFUSER_DATA", str(tmp_path))
@@ -258,6 +264,10 @@ def test_plot_and_summary(tmp_path: Path) -> None:
     assert info["num_samples"] == 3 and info["count_unit"] == "pixels"
     assert sum(info["class_counts"].values()) == 3 * 16 * 16
     assert info["image_sizes"] == {"16x16": 3}
+    gbfx.make_task(tmp_path, "m-so2sat", n=(40, 1, 1))
+    so2 = summary(GeoBench(tmp_path, task="m-so2sat"), max_samples=2)
+    assert so2["class_counts_source"] == "label_map.json (whole split)"
+    assert sum(so2["class_counts"].values()) == 40 and so2["class_counts"]["m-so2sat class 0"] == 3
     ml = summary(cls)
     assert sum(ml["class_counts"].values()) == int(sum(cls[i]["label"].sum() for i in range(3)))
 

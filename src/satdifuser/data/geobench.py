@@ -249,10 +249,9 @@ class GeoBench(Dataset[Sample]):
         if not -len(self) <= index < len(self):
             raise IndexError(f"index {index} out of range for {len(self)} samples")
         path = self.files[index]
-        rec = fmt.open_record(path)
         names = list(dict.fromkeys(e.dataset for e in self.selected))
         seg = self.task_type == "segmentation"
-        arrays = fmt.read_arrays(path, names + (["label"] if seg else []))
+        rec, arrays = fmt.read_sample(path, names + (["label"] if seg else []))
         sample: Sample = {"id": self.ids[index]}
         if seg:
             mask = self._mask(path, arrays.pop("label"))
@@ -299,6 +298,8 @@ class GeoBench(Dataset[Sample]):
                     f"{np.unique(arr)[:5].tolist()}; expected a 0/1 vector of {self.num_classes}"
                 )
             return torch.from_numpy(arr.astype(np.float32))
+        if isinstance(value, np.ndarray) and value.ndim == 0:
+            value = value.item()
         if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
             raise DataFormatError(
                 f"{path}: classification label is {type(value).__name__} {value!r:.60}; expected "

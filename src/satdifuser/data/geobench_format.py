@@ -69,6 +69,13 @@ def find_task_dir(root: Path, task: str, benchmark: str) -> Path:
     for cand in candidates:
         if is_task_dir(cand):
             return cand
+    from satdifuser.data.geobench_tasks import infer_task_name
+
+    for parent in (root / benchmark, root):  # e.g. root/m-eurosat-sample
+        if parent.is_dir():
+            for child in sorted(parent.iterdir()):
+                if infer_task_name(child.name) == task and is_task_dir(child):
+                    return child
     if not root.exists():
         raise DatasetNotFoundError(
             f"GEO-Bench root {str(root)!r} does not exist; set root to the folder that holds "
@@ -187,6 +194,20 @@ class SampleRecord:
     shapes: dict[str, tuple[int, ...]]
 
 
+def load_label_map(task_dir: Path) -> dict[int, list[str]] | None:
+    """``label_map.json`` keyed by the integer value of each key (not its position), or None."""
+    path = task_dir / "label_map.json"
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text())
+        return {int(k): list(v) for k, v in data.items()}
+    except (OSError, json.JSONDecodeError, ValueError, TypeError, AttributeError) as exc:
+        raise DataFormatError(
+            f"{path}: expected {{'<int label>': [sample ids]}} ({exc}); re-extract the task"
+        ) from exc
+
+
 def open_record(path: Path) -> SampleRecord:
     """Read the attribute dict and the dataset shapes of one sample file.
 
@@ -206,6 +227,10 @@ def open_record(path: Path) -> SampleRecord:
         raise DataFormatError(
             f"{path}: not a readable HDF5 file ({exc}); it is corrupt or truncated: re-extract it"
         ) from exc
+    return _record(path, raw, shapes)
+
+
+def _record(path: Path, raw: Any, shapes: dict[str, tuple[int, ...]]) -> SampleRecord:
     if raw is None:
         raise DataFormatError(
             f"{path}: HDF5 root attribute 'pickle' is missing; not a GEO-Bench sample file"
@@ -216,15 +241,23 @@ def open_record(path: Path) -> SampleRecord:
     return SampleRecord(path=path, attrs=attrs, shapes=shapes)
 
 
-def read_arrays(path: Path, names: list[str]) -> dict[str, np.ndarray]:
-    """Read the named datasets of one sample file.
+def read_sample(path: Path, names: list[str]) -> tuple[SampleRecord, dict[str, np.ndarray]]:
+    """Attributes, dataset shapes and the named datasets of one sample file (one open).
 
     Raises:
-        DataFormatError: a dataset is missing, or the file is corrupt or truncated.
+        DatasetNotFoundError: the file is missing.
+        DataFormatError: a dataset or the ``pickle`` attribute is missing, or the file is
+            corrupt or truncated.
     """
+    if not path.is_file():
+        raise DatasetNotFoundError(
+            f"{path}: sample file listed in the partition is missing; re-extract the task"
+        )
     out: dict[str, np.ndarray] = {}
     try:
         with h5py.File(path, "r") as h5:
+            raw = h5.attrs.get("pickle")
+            shapes = {k: tuple(h5[k].shape) for k in h5.keys() if isinstance(h5[k], h5py.Dataset)}
             for name in names:
                 if name not in h5:
                     raise DataFormatError(
@@ -239,7 +272,7 @@ def read_arrays(path: Path, names: list[str]) -> dict[str, np.ndarray]:
             f"{path}: could not read the HDF5 data ({exc}); it is corrupt or truncated: "
             "re-extract it"
         ) from exc
-    return out
+    return _record(path, raw, shapes), out
 
 
 @dataclass(frozen=True)
@@ -429,10 +462,11 @@ __all__ = [
     "is_task_dir",
     "list_partitions",
     "load_band_stats",
+    "load_label_map",
     "load_partition",
     "load_task_specs",
     "lonlat_from_georef",
     "open_record",
-    "read_arrays",
+    "read_sample",
     "select_bands",
 ]

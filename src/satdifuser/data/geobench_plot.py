@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from satdifuser._typing import Sample
+from satdifuser.data.geobench_format import load_label_map
 
 if TYPE_CHECKING:
     from satdifuser.data.geobench import GeoBench
@@ -86,6 +87,13 @@ def summary(dataset: GeoBench, max_samples: int = 200) -> dict[str, Any]:
             counts[int(s["label"])] += 1
         else:
             counts.update(torch.nonzero(s["label"]).flatten().tolist())
+    source = f"first {n} samples"
+    label_map = load_label_map(dataset.task_dir) if dataset.task_type == "classification" else None
+    if label_map is not None:  # whole split, without reading every file
+        ids = set(dataset.ids)
+        counts = Counter({k: len(ids.intersection(v)) for k, v in label_map.items()})
+        counts = Counter({k: c for k, c in counts.items() if c})
+        source = "label_map.json (whole split)"
     return {
         "task": dataset.task,
         "task_dir": str(dataset.task_dir),
@@ -99,6 +107,7 @@ def summary(dataset: GeoBench, max_samples: int = 200) -> dict[str, Any]:
         "classes": dataset.classes,
         "classes_source": dataset.classes_source,
         "class_counts": {_name(dataset, k): v for k, v in sorted(counts.items())},
+        "class_counts_source": source,
         "count_unit": "pixels" if dataset.task_type == "segmentation" else "samples",
         "view": dataset.view,
         "band_names": dataset.band_names,
