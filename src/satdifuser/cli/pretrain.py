@@ -176,6 +176,11 @@ def run(argv: list[str]) -> int:
         f"{torch.get_num_threads()} threads",
         file=sys.stderr,
     )
+    if config.bf16 and not trainer.use_bf16:
+        print(
+            f"pretrain: {args.device} has no native bf16: training in fp32 (emulated bf16 is slow)",
+            file=sys.stderr,
+        )
     stop = {"flag": False}
 
     def _handler(signum: int, _frame: object) -> None:

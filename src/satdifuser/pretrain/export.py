@@ -43,7 +43,8 @@ def _model_card(name: str, cfg: PretrainConfig, summary: dict[str, Any]) -> str:
     secs = summary["wall_seconds"]
     hw_lines = "\n".join(f"| {hw} | {s / 60:.1f} |" for hw, s in secs.items()) or "| - | - |"
     runs = "\n".join(
-        f"- steps {r['start_step']} -> {r['end_step']} on {r['hardware']} ({r['started']}): "
+        f"- steps {r['start_step']} -> {r['end_step']} on {r['hardware']}, "
+        f"{'bf16' if r.get('bf16') else 'fp32'} ({r['started']}): "
         f"`{r['command'] or '(python API)'}`"
         for r in summary["runs"]
     )
@@ -65,7 +66,8 @@ seen, nor the labelled `train` budgets. Images scaled to [-1, 1], random horizon
 - DDPM, {cfg.num_train_timesteps} steps, {cfg.beta_schedule} betas, `{cfg.prediction_type}`
   prediction, MSE loss; AdamW lr {cfg.lr:g} ({cfg.warmup_steps}-step warm-up, then constant),
   weight decay {cfg.weight_decay:g}, grad clip {cfg.grad_clip:g}, batch {cfg.batch_size},
-  bf16 autocast: {cfg.bf16}; EMA decay min({cfg.ema_max_decay}, (1+step)/(10+step)).
+  bf16 where native: {cfg.bf16} (per run below);
+  EMA decay min({cfg.ema_max_decay}, (1+step)/(10+step)).
 - Total steps: **{summary["steps"]}**; images seen: **{summary["images_seen"]:,}**
   ({summary["images_seen"] / 22000:.2f} passes over the pool).
 - Loss: {first} at the first step, final {final}.

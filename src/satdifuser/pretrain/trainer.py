@@ -77,6 +77,15 @@ def hardware_name(device: torch.device) -> str:
     return f"cpu: {cpu} ({torch.get_num_threads()} threads)"
 
 
+def bf16_native(device: torch.device) -> bool:
+    """Whether ``device`` runs bf16 natively (emulated bf16 convs on CPU are ~70x slower)."""
+    if device.type == "cuda":
+        return bool(torch.cuda.is_bf16_supported())
+    if device.type == "cpu":
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    return False
+
+
 def resolve_config(run_dir: Path, overrides: dict[str, Any]) -> PretrainConfig:
     """The run's config: the stored one on resume (overrides must agree), else defaults."""
     path = run_dir / CONFIG_FILE
@@ -130,6 +139,7 @@ class PretrainTrainer:
             )
         self.run_dir, self.cfg, self.opt = Path(run_dir), config, options
         self.device = torch.device(options.device)
+        self.use_bf16 = config.bf16 and bf16_native(self.device)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         config.save(self.run_dir / CONFIG_FILE)
 
@@ -228,7 +238,7 @@ class PretrainTrainer:
             self.opt.sample_images,
             self.opt.sample_steps,
             seed=0,
-            bf16=self.cfg.bf16,
+            bf16=self.use_bf16,
         )
         path = save_grid(imgs, self.run_dir / "samples" / f"step_{self.step:07d}.png")
         save_grid(imgs, self.run_dir / "samples" / "latest.png")
@@ -254,7 +264,7 @@ class PretrainTrainer:
         )
         for group in self.optimizer.param_groups:
             group["lr"] = _lr_at(cfg, self.step)
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.use_bf16):
             pred = self.unet(noisy, t).sample
         loss = F.mse_loss(pred.float(), target)
         self.optimizer.zero_grad(set_to_none=True)
@@ -277,6 +287,7 @@ class PretrainTrainer:
             "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "hardware": hardware_name(self.device),
             "command": opt.command,
+            "bf16": self.use_bf16,
             "start_step": self.step,
             "end_step": self.step,
         }
