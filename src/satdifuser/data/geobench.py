@@ -45,6 +45,7 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from satdifuser._typing import PathLike, Sample
+from satdifuser.data import geobench_bands as bands_mod
 from satdifuser.data import geobench_format as fmt
 from satdifuser.data.geobench_tasks import GEOBENCH_TASKS, GeoBenchTaskInfo, infer_task_name
 from satdifuser.data.meta import make_meta
@@ -161,18 +162,18 @@ class GeoBench(Dataset[Sample]):
         self.band_stats = fmt.load_band_stats(task_dir)
         self._init_labels()
         first = fmt.open_record(self.files[0])
-        shifted = name == "m-eurosat" and fmt.eurosat_is_shifted(self.band_stats)
-        self.layout = fmt.build_layout(
+        shifted = name == "m-eurosat" and bands_mod.eurosat_is_shifted(self.band_stats)
+        self.layout = bands_mod.build_layout(
             first, self.specs, fix_eurosat_shift=shifted and fix_band_shift
         )
         where = f"{task_dir} ({self.layout.order_source})"
         if bands is None and view == "rgb":
             bands = list(info.rgb_bands)
-        self.selected = (
-            fmt.select_bands(self.layout, list(bands), where) if bands else self.layout.entries
-        )
+        self.selected = self.layout.entries
+        if bands:
+            self.selected = bands_mod.select_bands(self.layout, list(bands), where)
         if shifted and not fix_band_shift:
-            hit = [e.name for e in self.selected if e.name in fmt.EUROSAT_SHIFT]
+            hit = [e.name for e in self.selected if e.name in bands_mod.EUROSAT_SHIFT]
             if hit:
                 warnings.warn(
                     f"m-eurosat bands {hit} hold other bands than their names say (08A..12 hold "
@@ -339,10 +340,10 @@ class GeoBench(Dataset[Sample]):
             meta = rec.attrs.get(e.dataset)
             meta = meta if isinstance(meta, dict) else {}
             if math.isnan(lon):
-                lon, lat = fmt.lonlat_from_georef(meta, tuple(target[:2]))  # type: ignore[arg-type]
+                lon, lat = bands_mod.lonlat_from_georef(meta, tuple(target[:2]))  # type: ignore[arg-type]
             if math.isnan(gsd) and rec.shapes.get(e.dataset, ())[:2] == tuple(target):
                 gsd = float(meta.get("spatial_resolution") or e.resolution or math.nan)
-            date = date or fmt.as_date(meta.get("date")) or fmt.as_date(e.date)
+            date = date or bands_mod.as_date(meta.get("date")) or bands_mod.as_date(e.date)
         if math.isnan(gsd):
             gsd = float(self.specs.get("spatial_resolution") or self.info.gsd)
         if date is None:
@@ -355,8 +356,8 @@ class GeoBench(Dataset[Sample]):
         if self.view == "rgb":
             return [0, 1, 2] if len(self.selected) >= 3 else None
         try:
-            layout = fmt.BandLayout(self.selected, "")
-            want = fmt.select_bands(layout, list(self.info.rgb_bands), "")
+            layout = bands_mod.BandLayout(self.selected, "")
+            want = bands_mod.select_bands(layout, list(self.info.rgb_bands), "")
         except ConfigError:
             return None
         return [self.selected.index(e) for e in want[:3]]
