@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from fixtures.geobench import make as gbfx
-from satdifuser.data.geobench import GeoBench, detect_geobench
+from satdifuser.data.geobench import GeoBench, detect_geobench, find_tasks
 from satdifuser.data.geobench_plot import summary
 from satdifuser.data.geobench_tasks import GEOBENCH_TASKS, infer_task_name
 from satdifuser.errors import DatasetNotFoundError, UnknownNameError
@@ -239,6 +239,20 @@ def test_georeferenced_bands_give_lon_lat(tmp_path: Path) -> None:
     assert math.isnan(meta[3].item())  # cloud cover is never known
 
 
+def test_find_tasks_lists_every_task_dir(tmp_path: Path) -> None:
+    gbfx.make_task(tmp_path, "m-eurosat")
+    gbfx.make_task(tmp_path, "m-chesapeake")
+    found = find_tasks(tmp_path)
+    assert found == {
+        "m-eurosat": tmp_path / "classification_v1.0" / "m-eurosat",
+        "m-chesapeake": tmp_path / "segmentation_v1.0" / "m-chesapeake",
+    }
+    assert list(find_tasks(tmp_path / "segmentation_v1.0" / "m-chesapeake")) == ["m-chesapeake"]
+    gbfx.make_task(tmp_path / "odd", "m-eurosat", dir_name="mystery")  # specs name: eurosat
+    assert find_tasks(tmp_path / "odd") == {"m-eurosat": tmp_path / "odd" / "mystery"}
+    assert GeoBench(tmp_path / "odd" / "mystery").task == "m-eurosat"
+
+
 def test_detect_geobench(tmp_path: Path) -> None:
     assert not detect_geobench(tmp_path)
     gbfx.make_task(tmp_path, "m-eurosat")
@@ -262,6 +276,8 @@ def test_plot_and_summary(tmp_path: Path) -> None:
     assert isinstance(cls.plot(cls[0]), Figure)
     info = summary(seg)
     assert info["num_samples"] == 3 and info["count_unit"] == "pixels"
+    assert info["split_sizes"] == {"train": 3, "valid": 2, "test": 2}
+    assert len(info["partitions"]) == 8 and "default" in info["partitions"]
     assert sum(info["class_counts"].values()) == 3 * 16 * 16
     assert info["image_sizes"] == {"16x16": 3}
     gbfx.make_task(tmp_path, "m-so2sat", n=(40, 1, 1))

@@ -86,6 +86,28 @@ def detect_geobench(path: PathLike) -> bool:
     return any(fmt.is_task_dir(d / c.name) for d in dirs for c in d.iterdir() if c.is_dir())
 
 
+def find_tasks(path: PathLike) -> dict[str, Path]:
+    """Task name -> task folder for every GEO-Bench task at or below ``path`` (two levels).
+
+    Folders whose task cannot be recognised (by name or specs ``dataset_name``) are listed
+    under their folder name.
+    """
+    p = Path(path)
+    if fmt.is_task_dir(p):
+        dirs = [p]
+    else:
+        parents = [p / b for b in fmt.BENCHMARKS if (p / b).is_dir()] or [p]
+        dirs = [c for d in parents for c in sorted(d.iterdir()) if fmt.is_task_dir(c)]
+    out: dict[str, Path] = {}
+    for d in dirs:
+        name = infer_task_name(d.name)
+        if name is None:
+            specs = fmt.load_task_specs(d)
+            name = infer_task_name(d.name, str(specs.get("dataset_name") or ""))
+        out[name or d.name] = d
+    return out
+
+
 class GeoBench(Dataset[Sample]):
     """One split of one GEO-Bench v1 task.
 
@@ -130,7 +152,9 @@ class GeoBench(Dataset[Sample]):
             raise ConfigError(f"ms_scaling={ms_scaling!r} is not one of 'raw', 'standardize'")
         root_path = _resolve_root(root)
         if fmt.is_task_dir(root_path):
-            inferred = infer_task_name(root_path.name)
+            inferred = infer_task_name(root_path.name) or infer_task_name(
+                "", str(fmt.load_task_specs(root_path).get("dataset_name") or "")
+            )
             task_dir = root_path
         else:
             inferred = None
@@ -380,4 +404,4 @@ class GeoBench(Dataset[Sample]):
         )
 
 
-__all__ = ["IGNORE_INDEX", "GeoBench", "detect_geobench"]
+__all__ = ["IGNORE_INDEX", "GeoBench", "detect_geobench", "find_tasks"]

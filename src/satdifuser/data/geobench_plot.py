@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from satdifuser._typing import Sample
-from satdifuser.data.geobench_format import load_label_map
+from satdifuser.data.geobench_format import list_partitions, load_label_map, load_partition
 
 if TYPE_CHECKING:
     from satdifuser.data.geobench import GeoBench
@@ -101,6 +101,9 @@ def summary(dataset: GeoBench, max_samples: int = 200) -> dict[str, Any]:
         "split": dataset.split,
         "partition": dataset.partition,
         "partition_file": str(dataset.partition_file),
+        "partitions": list_partitions(dataset.task_dir),
+        "split_sizes": {k: len(v) for k, v in load_partition(dataset.task_dir,
+                                                             dataset.partition)[1].items()},
         "num_samples": len(dataset),
         "samples_read": n,
         "num_classes": dataset.num_classes,
