@@ -52,9 +52,9 @@ class MaskFolder(Dataset[Sample]):
     Modes: ``whole`` returns whole images (evaluation: predict with
     :func:`satdifuser.data.tiling.sliding_window_predict`, so metrics are per whole image);
     ``random`` returns ``crops_per_image`` random crops of ``crop_size`` per image per epoch
-    (positions drawn from torch's RNG, so seeded loaders repeat them); ``grid`` returns every
-    crop of a regular grid (``stride``, default ``crop_size``). Images smaller than a crop are
-    padded (image 0, mask ``ignore_index``).
+    (positions from :meth:`reseed`'s generator or torch's RNG, so seeded loaders repeat them);
+    ``grid`` returns every crop of a regular grid (``stride``, default ``crop_size``). Images
+    smaller than a crop are padded (image 0, mask ``ignore_index``).
 
     Samples: ``image`` (3, H, W) float32 RGB in [0, 1], ``mask`` (H, W) int64, ``meta`` (7,)
     (GSD from ``gsd``, NaN elsewhere), ``id`` (image path relative to root, ``@y,x`` for crops).
@@ -155,6 +155,16 @@ class MaskFolder(Dataset[Sample]):
         self.cache = cache
         self._cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self._warned = False
+        self.generator: torch.Generator | None = None
+
+    def reseed(self, seed: int) -> None:
+        """Draw crop positions (and reseed ``transforms``) from ``seed`` from now on.
+
+        Without it, positions come from torch's global RNG (seeded per loader worker).
+        """
+        self.generator = torch.Generator().manual_seed(int(seed) % 2**63)
+        if hasattr(self.transforms, "reseed"):
+            self.transforms.reseed(int(seed) + 1)  # type: ignore[union-attr]
 
     # -- discovery ---------------------------------------------------------------------------
     def _resolve_root(self, root: PathLike | None) -> Path:
@@ -303,7 +313,7 @@ class MaskFolder(Dataset[Sample]):
         if self.mode != "whole":
             assert self.crop_size is not None
             if self.mode == "random":
-                y, x = random_window(image.shape[0], image.shape[1], self.crop_size)
+                y, x = random_window(image.shape[0], image.shape[1], self.crop_size, self.generator)
             image = crop_array(image, y, x, self.crop_size, 0)
             mask = crop_array(mask, y, x, self.crop_size, self.ignore_index)
             sid = f"{sid}@{y},{x}"

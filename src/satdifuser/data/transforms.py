@@ -1,0 +1,94 @@
+"""Sample transforms: consistent flips/rotations of image and mask, image resizing.
+
+Random transforms draw from their own ``torch.Generator`` once :meth:`reseed` is called (the
+data modules do that per loader and per worker), else from torch's global RNG.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+
+from satdifuser._typing import Sample
+from satdifuser.errors import ConfigError
+
+
+class RandomFlipRotate:
+    """Random horizontal/vertical flips and 90-degree rotations, applied alike to ``image``
+    (C, H, W) and ``mask``/``prediction`` (H, W); the dihedral group of the square, which
+    keeps overhead imagery plausible.
+
+    Args:
+        rotate: Also rotate by a random multiple of 90 degrees (square crops only).
+    """
+
+    def __init__(self, rotate: bool = True) -> None:
+        self.rotate = rotate
+        self.generator: torch.Generator | None = None
+
+    def reseed(self, seed: int) -> None:
+        """Draw from a private generator seeded with ``seed`` from now on."""
+        self.generator = torch.Generator().manual_seed(int(seed) % 2**63)
+
+    def __call__(self, sample: Sample) -> Sample:
+        r = torch.randint(0, 2, (3,), generator=self.generator).tolist()
+        k = int(torch.randint(0, 4, (1,), generator=self.generator)) if self.rotate else 0
+        for key in ("image", "mask", "prediction"):
+            t = sample.get(key)
+            if not isinstance(t, torch.Tensor) or t.ndim < 2:
+                continue
+            if r[0]:
+                t = t.flip(-1)
+            if r[1]:
+                t = t.flip(-2)
+            if k and t.shape[-1] == t.shape[-2]:
+                t = torch.rot90(t, k, dims=(-2, -1))
+            sample[key] = t.contiguous()
+        return sample
+
+
+class Resize:
+    """Resize ``image`` to ``size`` x ``size`` (bilinear, antialiased); masks stay as they are
+    (segmentation logits are upsampled to the mask instead)."""
+
+    def __init__(self, size: int) -> None:
+        if size < 1:
+            raise ConfigError(f"image_size={size} must be >= 1")
+        self.size = size
+
+    def __call__(self, sample: Sample) -> Sample:
+        img = sample["image"]
+        if tuple(img.shape[-2:]) != (self.size, self.size):
+            sample["image"] = F.interpolate(
+                img[None], size=(self.size, self.size), mode="bilinear", antialias=True
+            )[0].clamp_(0.0, 1.0)
+        return sample
+
+
+class Compose:
+    """Apply transforms in order; :meth:`reseed` reseeds those that can be reseeded."""
+
+    def __init__(self, transforms: Sequence[Callable[[Sample], Sample]]) -> None:
+        self.transforms = list(transforms)
+
+    def reseed(self, seed: int) -> None:
+        """Reseed every member with a ``reseed`` method (``seed + position``)."""
+        for i, t in enumerate(self.transforms):
+            if hasattr(t, "reseed"):
+                t.reseed(seed + i)
+
+    def __call__(self, sample: Sample) -> Sample:
+        for t in self.transforms:
+            sample = t(sample)
+        return sample
+
+
+def compose(*transforms: Callable[[Sample], Sample] | None) -> Compose | None:
+    """Compose the given transforms, skipping None; None when nothing is left."""
+    kept = [t for t in transforms if t is not None]
+    return Compose(kept) if kept else None
+
+
+__all__ = ["Compose", "RandomFlipRotate", "Resize", "compose"]
