@@ -113,7 +113,10 @@ class GeoBench(Dataset[Sample]):
 
     Args:
         root: Folder holding ``classification_v1.0/`` and ``segmentation_v1.0/``, a benchmark
-            folder, or a task folder itself (then the task is inferred from its name or specs).
+            folder, a folder of task folders (``m-eurosat-sample/`` ...), or a task folder
+            itself (then the task is inferred from its name or specs, else ``task`` is used).
+            None: ``$SATDIFUSER_DATA`` (or ``shared/data``) holding ``geobench/``, else
+            ``$GEO_BENCH_DIR``.
         task: Task name as published (``m-eurosat`` ... ``m-chesapeake``).
         split: ``train``, ``val`` (= ``valid``/``validation`` on disk) or ``test``.
         partition: ``default`` or a train-size partition (``0.01x_train`` ... ``1.00x_train``).

@@ -14,6 +14,7 @@ from typing import Any
 import h5py
 import numpy as np
 
+from satdifuser.data.geobench_tasks import infer_task_name
 from satdifuser.data.safe_pickle import decode_pickle_attr, safe_load, to_plain
 from satdifuser.errors import ConfigError, DataFormatError, DatasetNotFoundError
 
@@ -49,8 +50,6 @@ def find_task_dir(root: Path, task: str, benchmark: str) -> Path:
     for cand in candidates:
         if is_task_dir(cand):
             return cand
-    from satdifuser.data.geobench_tasks import infer_task_name
-
     for parent in (root / benchmark, root):  # e.g. root/m-eurosat-sample
         if parent.is_dir():
             for child in sorted(parent.iterdir()):
