@@ -1,0 +1,51 @@
+"""``satdifuser bench <name> [args]``: run one benchmark from ``satdifuser.bench.<name>``."""
+
+from __future__ import annotations
+
+import importlib
+
+from satdifuser.errors import NotAvailableError
+
+BENCHMARKS: dict[str, str] = {
+    "speed": "extraction speed: reference pipeline vs batched truncated pass (CPU)",
+    "eurosat": "EuroSAT classification benchmark",
+    "dubai": "Dubai aerial segmentation benchmark",
+}
+
+USAGE = (
+    "usage: satdifuser bench <name> [options]\n\nbenchmarks:\n"
+    + "\n".join(f"  {name:<8} {text}" for name, text in BENCHMARKS.items())
+    + "\n\nRun `satdifuser bench <name> --help` for the options of one benchmark."
+)
+
+
+def run(argv: list[str]) -> int:
+    """Dispatch to ``satdifuser.bench.<name>.run(rest)``."""
+    if not argv or argv[0] in {"-h", "--help"}:
+        print(USAGE)
+        return 0
+    name, rest = argv[0], argv[1:]
+    if name not in BENCHMARKS:
+        raise NotAvailableError(
+            f"unknown benchmark {name!r}; choose one of {', '.join(BENCHMARKS)} "
+            "(satdifuser bench --help)"
+        )
+    try:
+        module = importlib.import_module(f"satdifuser.bench.{name}")
+    except ModuleNotFoundError as exc:
+        if exc.name == f"satdifuser.bench.{name}":
+            raise NotAvailableError(
+                f"benchmark {name!r} is not built in this version yet; available: "
+                f"{', '.join(n for n in BENCHMARKS if _exists(n)) or 'none'}"
+            ) from None
+        raise
+    return int(module.run(rest) or 0)
+
+
+def _exists(name: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(f"satdifuser.bench.{name}") is not None
+
+
+__all__ = ["BENCHMARKS", "run"]
