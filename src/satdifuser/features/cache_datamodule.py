@@ -1,0 +1,208 @@
+"""Train from the feature cache: wrap any LightningDataModule so its batches carry ``features``.
+
+Batches then hold ``features`` (list of (B, C, H, W) float32 maps in ``feature_info`` order),
+``label`` or ``mask``, ``id`` (and ``image`` when ``keep_image``); tasks use ``features`` instead
+of running the extractor. In ``setup()`` every rank builds (or verifies and reuses) the cache of
+each split the stage needs; under DDP each rank extracts its own shards.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from lightning.pytorch import LightningDataModule
+from torch.utils.data import DataLoader
+
+from satdifuser.data.loaders import seeded_loader
+from satdifuser.errors import ConfigError
+from satdifuser.features.cache_dataset import CachedFeatureDataset
+from satdifuser.features.cache_plan import select_taps
+from satdifuser.features.cache_store import FeatureCacheBuilder
+from satdifuser.features.spec import FeatureInfo
+
+_STAGE_SPLITS = {
+    "fit": ("train", "val"),
+    "validate": ("val",),
+    "test": ("test",),
+    "predict": ("test",),
+}
+_FORWARDED = ("num_classes", "classes", "task_type", "ignore_index")
+
+
+class CachedDataModule(LightningDataModule):
+    """Serve a wrapped datamodule's splits from an on-disk feature cache.
+
+    Args:
+        datamodule: The datamodule whose splits are cached; it must expose ``dataset(split)``
+            (``FolderDataModule``, ``GeoBenchDataModule``) or ``<split>_dataloader()``. Its
+            ``num_classes``, ``classes``, ``task_type`` and ``ignore_index`` are forwarded.
+        extractor: The ``FeatureExtractor`` whose features are cached (the task's own).
+        cache_dir: Root folder; split ``s`` is cached in ``cache_dir/s``.
+        dtype: Storage dtype: ``float16`` (default), ``bfloat16`` or ``float32``.
+        keep_taps: fnmatch patterns of taps to keep (all when None); see :attr:`feature_info`.
+        extract_batch_size: Batch size of the one-off extraction.
+        shard_size: Rows per shard (auto when None).
+        max_gb: Refuse to build a split whose estimated size exceeds this many GB.
+        overwrite: Rebuild a cache made with another configuration instead of refusing.
+        keep_image: Also serve ``image`` (read from the wrapped dataset; for plots).
+        progress: Show the extraction progress bar.
+
+    Raises:
+        CacheMismatchError: In ``setup()``, when ``cache_dir`` holds another configuration.
+        ConfigError: When a split is not deterministic (random augmentation or crops).
+
+    .. versionadded:: 0.1
+    """
+
+    def __init__(
+        self,
+        datamodule: LightningDataModule,
+        extractor: Any,
+        cache_dir: str | Path,
+        dtype: str = "float16",
+        keep_taps: Sequence[str] | None = None,
+        extract_batch_size: int = 16,
+        shard_size: int | None = None,
+        max_gb: float | None = None,
+        overwrite: bool = False,
+        keep_image: bool = False,
+        progress: bool = True,
+    ) -> None:
+        super().__init__()
+        self.datamodule = datamodule
+        self.extractor = extractor
+        self.cache_dir = Path(cache_dir)
+        self.dtype, self.keep_taps = dtype, list(keep_taps) if keep_taps else None
+        self.extract_batch_size, self.shard_size, self.max_gb = (
+            extract_batch_size,
+            shard_size,
+            max_gb,
+        )
+        self.overwrite, self.keep_image, self.progress = overwrite, keep_image, progress
+        info = list(extractor.feature_info)
+        self._feature_info = [info[i] for i in select_taps(info, self.keep_taps)]
+        self.datasets: dict[str, CachedFeatureDataset] = {}
+
+    # ------------------------------------------------------------- forwarding
+    @property
+    def feature_info(self) -> list[FeatureInfo]:
+        """The maps in ``batch["features"]`` (the extractor's, filtered by ``keep_taps``)."""
+        return list(self._feature_info)
+
+    @property
+    def num_classes(self) -> int:
+        """Forwarded from the wrapped datamodule."""
+        return int(self.datamodule.num_classes)  # type: ignore[attr-defined]
+
+    @property
+    def classes(self) -> list[str]:
+        """Forwarded from the wrapped datamodule."""
+        return list(self.datamodule.classes)  # type: ignore[attr-defined]
+
+    @property
+    def task_type(self) -> str:
+        """Forwarded from the wrapped datamodule."""
+        return str(getattr(self.datamodule, "task_type", "classification"))
+
+    @property
+    def ignore_index(self) -> int:
+        """Forwarded from the wrapped datamodule."""
+        return int(getattr(self.datamodule, "ignore_index", 255))
+
+    def __getattr__(self, name: str) -> Any:
+        inner = self.__dict__.get("datamodule")
+        if inner is None or name.startswith("__"):
+            raise AttributeError(name)
+        return getattr(inner, name)
+
+    # ------------------------------------------------------------------ setup
+    def prepare_data(self) -> None:
+        """Delegate (downloads happen once, on rank 0)."""
+        self.datamodule.prepare_data()
+
+    def source_dataset(self, split: str) -> Any:
+        """The wrapped datamodule's dataset of ``split``."""
+        dm = self.datamodule
+        if callable(getattr(dm, "dataset", None)):
+            return dm.dataset(split)  # type: ignore[attr-defined]
+        dm.setup({"train": "fit", "val": "validate"}.get(split, split))
+        loader = getattr(dm, f"{split}_dataloader")()
+        return loader.dataset
+
+    def _device(self) -> torch.device | None:
+        trainer = getattr(self, "trainer", None)
+        return trainer.strategy.root_device if trainer is not None else None
+
+    def setup(self, stage: str | None = None) -> None:
+        """Build or reuse the caches of the splits ``stage`` needs (every rank must call it)."""
+        for split in _STAGE_SPLITS.get(stage or "", ("train", "val", "test")):
+            if split in self.datasets:
+                continue
+            if split == "train" and getattr(self.datamodule, "augment", False):
+                raise ConfigError(
+                    "the wrapped datamodule has augment=True, but a feature cache stores one fixed "
+                    "view of each image; set augment: false or train without the cache"
+                )
+            source = self.source_dataset(split)
+            _check_deterministic(source, split)
+            builder = FeatureCacheBuilder(
+                source, self.extractor, self.cache_dir / split, dtype=self.dtype,
+                keep_taps=self.keep_taps, batch_size=self.extract_batch_size,
+                shard_size=self.shard_size, device=self._device(),
+            )  # fmt: skip
+            builder.prepare(overwrite=self.overwrite, max_gb=self.max_gb)
+            builder.run(progress=self.progress)
+            self.datasets[split] = CachedFeatureDataset(
+                self.cache_dir / split,
+                expected=builder.plan,
+                source=source if self.keep_image else None,
+                extra_keys=("image",) if self.keep_image else (),
+            )
+
+    # ---------------------------------------------------------------- loaders
+    def _loader(self, split: str, train: bool) -> DataLoader[Any]:
+        if split not in self.datasets:
+            self.setup({"train": "fit", "val": "validate"}.get(split, split))
+        dm = self.datamodule
+        batch = int(getattr(dm, "batch_size", 32))
+        if not train:
+            batch = int(getattr(dm, "eval_batch_size", None) or batch)
+        return seeded_loader(
+            self.datasets[split], batch, train, int(getattr(dm, "seed", 0)),
+            int(getattr(dm, "num_workers", 0)),
+        )  # fmt: skip
+
+    def train_dataloader(self) -> DataLoader[Any]:
+        """Shuffled cached training split (seeded like the wrapped datamodule)."""
+        return self._loader("train", True)
+
+    def val_dataloader(self) -> DataLoader[Any]:
+        """Cached validation split, in order."""
+        return self._loader("val", False)
+
+    def test_dataloader(self) -> DataLoader[Any]:
+        """Cached test split, in order."""
+        return self._loader("test", False)
+
+    def predict_dataloader(self) -> DataLoader[Any]:
+        """Same as :meth:`test_dataloader`."""
+        return self.test_dataloader()
+
+
+def _check_deterministic(dataset: Any, split: str) -> None:
+    """Refuse splits whose samples change between reads (augmentation, random crops)."""
+    if len(dataset) == 0:
+        return
+    a, b = dataset[0]["image"], dataset[0]["image"]
+    if not torch.equal(torch.as_tensor(a), torch.as_tensor(b)):
+        raise ConfigError(
+            f"the {split} split returns a different image each time sample 0 is read (random "
+            "augmentation or crops), but a feature cache stores one fixed view; turn augmentation "
+            "off (augment: false, deterministic tiling) or train without the cache"
+        )
+
+
+__all__ = ["CachedDataModule"]
