@@ -238,11 +238,14 @@ class BaseTask(LightningModule):
         bs = int(target.shape[0])
         if stage == "train":
             aux = self.fusion.aux_loss()
-            self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=bs)
-            if aux.requires_grad or float(aux) != 0.0:
-                self.log("train/aux_loss", aux, on_step=True, on_epoch=True, batch_size=bs)
+            if self._trainer is not None:
+                self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True,
+                         batch_size=bs)  # fmt: skip
+                if aux.requires_grad or float(aux) != 0.0:
+                    self.log("train/aux_loss", aux, on_step=True, on_epoch=True, batch_size=bs)
             return loss + aux
-        self.log(f"{stage}/loss", loss, on_epoch=True, prog_bar=stage == "val", batch_size=bs)
+        if self._trainer is not None:
+            self.log(f"{stage}/loss", loss, on_epoch=True, prog_bar=stage == "val", batch_size=bs)
         preds = self.predictions(logits.detach())
         metrics = self.val_metrics if stage == "val" else self.test_metrics
         metrics.update(preds, target)
@@ -321,7 +324,7 @@ class BaseTask(LightningModule):
                 k: v / self._weight_count for k, v in self._weight_sums.items()
             }
         for key, value in flat.items():
-            if value is not None and not key.endswith("/loss"):
+            if value is not None and not key.endswith("/loss") and self._trainer is not None:
                 self.log(key, value, prog_bar=key == self.monitor.replace("val/", f"{stage}/"))
 
     # -- optimisation and callbacks -----------------------------------------------------------

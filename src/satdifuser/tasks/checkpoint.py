@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -96,6 +97,13 @@ def load_trainable(task: BaseTask, path: PathLike) -> dict[str, str]:
                 f"gives {key}={_short(_text(mine[key]))}; use the run's own config.yaml "
                 "(satdifuser test --config <run>/config.yaml --ckpt_path best)"
             )
+    if meta.get("extractor") not in (None, mine["extractor"]):
+        warnings.warn(
+            f"checkpoint {path} was trained on features of extractor {meta['extractor']!r} but "
+            f"the config builds {mine['extractor']!r} (other weights or feature settings); the "
+            "head may not fit these features",
+            stacklevel=2,
+        )
     task.load_trainable_state_dict(tensors, source=str(path))
     return meta
 
