@@ -89,7 +89,17 @@ def test_resume_equals_uninterrupted(tmp_path: Path, extra: dict) -> None:
 
 def test_killed_save_keeps_previous_checkpoint(tmp_path: Path, monkeypatch) -> None:
     config = PretrainConfig.from_dict(TINY)
-    _run(tmp_path, config, steps=2)
+    saves: list[int] = []
+    real_save = PretrainTrainer.save
+
+    def counting_save(self: PretrainTrainer) -> Path:
+        saves.append(self.step)
+        return real_save(self)
+
+    monkeypatch.setattr(PretrainTrainer, "save", counting_save)
+    _run(tmp_path, config, steps=2, ckpt_every=0, ckpt_minutes=0.0)  # time-based: every step
+    assert saves == [1, 2]
+    monkeypatch.undo()
     before = _weights(tmp_path)
 
     def boom(*args, **kwargs):

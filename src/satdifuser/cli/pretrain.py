@@ -63,7 +63,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--max-steps", type=int, help="stop at this total step count")
     run.add_argument("--steps", type=int, help="stop after this many steps in this invocation")
     run.add_argument("--max-minutes", type=float, help="wall-clock budget of this invocation")
-    run.add_argument("--ckpt-every", type=int, default=100)
+    run.add_argument("--ckpt-every", type=int, default=100, help="checkpoint every N steps")
+    run.add_argument(
+        "--ckpt-minutes", type=float, default=10.0, help="and after N minutes without one"
+    )
     run.add_argument("--sample-every", type=int, default=500, help="0 disables")
     run.add_argument("--sample-images", type=int, default=16)
     run.add_argument("--sample-steps", type=int, default=50, help="DDIM steps of sample grids")
@@ -162,6 +165,7 @@ def run(argv: list[str]) -> int:
         steps=args.steps,
         max_minutes=args.max_minutes,
         ckpt_every=args.ckpt_every,
+        ckpt_minutes=args.ckpt_minutes,
         sample_every=args.sample_every,
         sample_images=args.sample_images,
         sample_steps=args.sample_steps,

@@ -42,6 +42,7 @@ class RunOptions:
         steps: Stop after this many steps in this invocation.
         max_minutes: Stop cleanly (with a checkpoint) before this wall-clock budget is spent.
         ckpt_every: Checkpoint every N steps (and always at the end).
+        ckpt_minutes: Also checkpoint when this many minutes passed since the last one.
         sample_every: Write a sample grid every N steps (0 disables; one is written at the end).
         sample_images: Images per grid.
         sample_steps: DDIM steps per grid.
@@ -54,6 +55,7 @@ class RunOptions:
     steps: int | None = None
     max_minutes: float | None = None
     ckpt_every: int = 100
+    ckpt_minutes: float | None = 10.0
     sample_every: int = 500
     sample_images: int = 16
     sample_steps: int = 50
@@ -345,7 +347,10 @@ class PretrainTrainer:
                 log.flush()
                 bar.update(1)
                 bar.set_postfix(loss=f"{smooth:.4f}", img_s=f"{ips:.1f}", epoch=self.order.epoch)
-                if opt.ckpt_every and self.step % opt.ckpt_every == 0:
+                due = opt.ckpt_minutes is not None and (
+                    time.monotonic() - self._last_save >= 60 * opt.ckpt_minutes
+                )
+                if due or (opt.ckpt_every and self.step % opt.ckpt_every == 0):
                     self.save()
                     saved_step = self.step
                 if opt.sample_every and self.step % opt.sample_every == 0:

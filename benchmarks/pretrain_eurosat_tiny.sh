@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Pre-train (or continue) satdifuser-eurosat-tiny on the unlabeled EuroSAT pool, detached, then
+# export it into the package when it has finished. Re-running continues from the last checkpoint
+# (exact resume), so CPU sessions add up. Usage (from the repository root):
+#   benchmarks/pretrain_eurosat_tiny.sh [MINUTES]        # start/continue in the background
+#   benchmarks/pretrain_eurosat_tiny.sh export           # after it stopped: write the weights
+set -euo pipefail
+RUN=${SATDIFUSER_PRETRAIN_RUN:-/work/runs/pretrain-eurosat-tiny}
+if [[ "${1:-}" == "export" ]]; then
+  exec satdifuser pretrain --export "$RUN" --to src/satdifuser/weights/satdifuser-eurosat-tiny \
+    --overwrite
+fi
+MINUTES=${1:-110}
+mkdir -p "$(dirname "$RUN")"
+setsid nohup satdifuser pretrain --out "$RUN" --max-minutes "$MINUTES" --threads 2 \
+  --batch-size 64 --sample-every 500 --ckpt-every 100 >>"$RUN.log" 2>&1 </dev/null &
+echo "started pid $! (log $RUN.log, loss $RUN/loss.csv, samples $RUN/samples/latest.png)"
