@@ -112,7 +112,7 @@ def sample_grid(
         ax.axis("off")
     for ax, s in zip(axes.flat, samples, strict=False):
         rgb = image_to_rgb(s["image"])
-        name = str(s.get("id", ""))[-24:]
+        name = short_id(str(s.get("id", "")))
         if "mask" in s:
             rgb = overlay_mask(rgb, s["mask"], cols, ignore_index)
         elif "label" in s and s["label"].ndim == 0:
@@ -120,10 +120,24 @@ def sample_grid(
             name = classes[lab] if 0 <= lab < len(classes) else str(lab)
         ax.imshow(rgb)
         ax.set_title(name, fontsize=7)
+    if any("mask" in s for s in samples) and classes:
+        from matplotlib.patches import Patch
+
+        handles = [Patch(color=cols[k], label=c) for k, c in enumerate(classes[:20])]
+        fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 6), fontsize=7,
+                   frameon=False)  # fmt: skip
+        fig.subplots_adjust(bottom=0.2)
     if title:
         fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.12 if any("mask" in s for s in samples) else 0, 1, 1))
     return fig
+
+
+def short_id(sample_id: str, width: int = 28) -> str:
+    """A sample id short enough for a title: first folder + file name, cut from the left."""
+    parts = sample_id.split("/")
+    text = f"{parts[0]}/{parts[-1]}" if len(parts) > 2 else sample_id
+    return text if len(text) <= width else "..." + text[-(width - 3) :]
 
 
 def save_figure(fig: Figure, path: PathLike, dpi: int = 100) -> Path:
@@ -151,4 +165,5 @@ __all__ = [
     "plot_sample",
     "sample_grid",
     "save_figure",
+    "short_id",
 ]
