@@ -133,6 +133,42 @@ def count_flops(fn: Callable[[], Any]) -> int:
     return int(counter.get_total_flops())
 
 
+def meta_flops(bb: DiffusionBackbone, fx: FeatureExtractor, size: int) -> tuple[int, int, int]:
+    """FLOPs per image of the VAE encoder, one full UNet pass and our truncated batched pass.
+
+    Counted on a weightless (meta-device) copy of the architecture, so nothing is computed.
+    """
+    from satdifuser.features.taps import installed_taps, run_until_taps
+
+    assert bb.vae is not None
+    with torch.device("meta"):
+        unet = type(bb.unet).from_config(bb.unet.config)  # type: ignore[attr-defined]
+        vae = type(bb.vae).from_config(bb.vae.config)  # type: ignore[attr-defined]
+        image = torch.empty(1, 3, size, size)
+        side = size // bb.latent_downsample
+        z = torch.empty(1, bb.latent_channels, side, side)
+        nt = len(fx.spec.timesteps)
+        dim = bb.cross_attention_dim
+        ehs = torch.empty(1, 77, dim) if dim else None
+        labels = None
+        if bb.metadata_embedding is not None:
+            labels = torch.empty(1, bb.metadata_embedding.out_features)
+
+    def unet_call(n: int) -> Any:
+        kwargs = {} if ehs is None else {"encoder_hidden_states": ehs.expand(n, -1, -1)}
+        if labels is not None:
+            kwargs["class_labels"] = labels.expand(n, -1)
+        t = torch.full((n,), 21, device="meta")
+        return unet(z.expand(n, -1, -1, -1), t, **kwargs)
+
+    with torch.inference_mode():
+        vae_flops = count_flops(lambda: vae.encode(image))
+        full = count_flops(lambda: unet_call(1))
+        with installed_taps(unet, fx.tap_names, fx._stop_after):
+            ours_unet = count_flops(lambda: run_until_taps(lambda: unet_call(nt)))
+    return vae_flops, full, vae_flops + ours_unet
+
+
 # -------------------------------------------------------------------------- pipelines
 def reference_pipeline(bb: DiffusionBackbone, tap_names: list[str], images: torch.Tensor) -> int:
     """The reference's extraction for a batch: posterior sample + 10 full inversion passes."""
@@ -178,6 +214,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--dtypes", default="float32,bfloat16", help="our pipeline's dtypes (comma list)"
     )
+    p.add_argument("--warmup", type=int, default=1, help="untimed warm-up runs (default 1)")
+    p.add_argument("--force", action="store_true", help="time slow dtypes too (see --dtypes)")
     p.add_argument("--skip-reference", action="store_true", help="time only our pipeline")
     p.add_argument("--gemm-size", type=int, default=None, help="GEMM size (default 2048)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: all)")
@@ -213,7 +251,6 @@ def run(argv: list[str]) -> int:
         raise ConfigError(f"backbone {name!r} has no VAE; the speed benchmark needs a latent model")
     gen = torch.Generator("cpu").manual_seed(0)
     images = torch.rand(args.images, 3, size, size, generator=gen)
-    one = images[:1]
 
     extractors = {
         d: FeatureExtractor(bb, timesteps=TIMESTEPS, image_size=size, dtype=d) for d in dtypes
@@ -222,32 +259,30 @@ def run(argv: list[str]) -> int:
     tap_names = fx0.tap_names
 
     print("measuring GEMM rates ...", flush=True)
-    gemm = {d: gemm_rate(getattr(torch, d), gemm_n) for d in dtypes}
+    gemm = {d: gemm_rate(getattr(torch, d), gemm_n) for d in dict.fromkeys(["float32", *dtypes])}
 
-    print("counting FLOPs ...", flush=True)
-    assert bb.vae is not None
-    with torch.inference_mode():
-        vae_flops = count_flops(lambda: bb.vae.encode(one * 2 - 1))  # type: ignore[union-attr]
-        z = bb.encode(one * 2 - 1)
-        cond = bb.prompt_embedding(fx0.spec.prompt)
-        full_unet = count_flops(
-            lambda: bb.unet_forward(
-                z, torch.tensor([21]), cond, bb.metadata_labels(None, 1, use_metadata=False)
-            )
-        )
-    ours_flops = count_flops(lambda: fx0(one))
+    print("counting FLOPs (meta tensors) ...", flush=True)
+    vae_flops, full_unet, ours_flops = meta_flops(bb, fx0, size)
     ref_flops = vae_flops + len(REFERENCE_CALLS) * full_unet
 
     results: list[dict[str, Any]] = []
     if not args.skip_reference:
         print(f"timing reference pipeline ({args.images} images x {args.repeats}) ...", flush=True)
-        m = timed(lambda: reference_pipeline(bb, tap_names, images), args.repeats)
+        m = timed(lambda: reference_pipeline(bb, tap_names, images), args.repeats, args.warmup)
         results.append(
             {"pipeline": "reference", "dtype": "float32", "flops_per_image": ref_flops, **m}
         )
+    skipped: dict[str, str] = {}
     for d, fx in extractors.items():
+        if d != "float32" and not args.force and gemm[d] < 0.5 * gemm.get("float32", gemm[d]):
+            skipped[d] = (
+                f"this CPU has no fast {d} ({gemm[d] / 1e9:.2f} vs float32 "
+                f"{gemm['float32'] / 1e9:.1f} GFLOP/s GEMM); --force times it anyway"
+            )
+            print(f"skipping ours ({d}): {skipped[d]}", flush=True)
+            continue
         print(f"timing ours ({d}) ...", flush=True)
-        m = timed(lambda fx=fx: fx(images), args.repeats)
+        m = timed(lambda fx=fx: fx(images), args.repeats, args.warmup)
         results.append({"pipeline": "ours", "dtype": d, "flops_per_image": ours_flops, **m})
 
     ref_per_image = None
@@ -263,6 +298,8 @@ def run(argv: list[str]) -> int:
             ref_per_image / r["s_per_image"] if ref_per_image is not None else None
         )
     ours = [r for r in results if r["pipeline"] == "ours"]
+    if not ours:
+        raise ConfigError("no dtype of --dtypes was timed; add float32 or pass --force")
     best = min(ours, key=lambda r: r["s_per_image"])
     goals = {
         "speedup_ge_5x": None
@@ -300,6 +337,7 @@ def run(argv: list[str]) -> int:
         "gemm_flops_per_s": {d: round(v) for d, v in gemm.items()},
         "flops": {"vae_encoder": vae_flops, "unet_full_pass": full_unet},
         "results": results,
+        "skipped": skipped,
         "goals": goals,
     }
     out = Path(args.out)
@@ -332,6 +370,8 @@ def format_table(report: dict[str, Any]) -> str:
             f"{r['x_floor']:>8.2f} {'-' if sp is None else f'{sp:.2f}x':>9} "
             f"{r['peak_rss_gb']:>12.2f}"
         )
+    for d, why in report.get("skipped", {}).items():
+        lines.append(f"ours {d}: skipped: {why}")
     g = report["goals"]
     lines.append(
         f"goals: >=5x faster than reference: {g['speedup_ge_5x']}; within 1.5x of floor: "
