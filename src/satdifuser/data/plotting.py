@@ -107,7 +107,13 @@ def sample_grid(
     ncols = min(n, 8)
     nrows = (n + ncols - 1) // ncols
     cols = class_colors(max(1, len(classes)), colors)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(2 * ncols, 2.2 * nrows + 0.4), squeeze=False)
+    seg = any("mask" in s for s in samples) and len(classes) > 0
+    width = max(2.0 * ncols, 4.0)
+    leg_cols = max(1, int(width // 2.0))
+    leg_rows = -(-min(len(classes), 20) // leg_cols) if seg else 0
+    leg_h = 0.22 * leg_rows + (0.1 if seg else 0.0)
+    height = 2.2 * nrows + 0.4 + leg_h
+    fig, axes = plt.subplots(nrows, ncols, figsize=(width, height), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for ax, s in zip(axes.flat, samples, strict=False):
@@ -120,16 +126,14 @@ def sample_grid(
             name = classes[lab] if 0 <= lab < len(classes) else str(lab)
         ax.imshow(rgb)
         ax.set_title(name, fontsize=7)
-    if any("mask" in s for s in samples) and classes:
+    if seg:
         from matplotlib.patches import Patch
 
-        handles = [Patch(color=cols[k], label=c) for k, c in enumerate(classes[:20])]
-        fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 6), fontsize=7,
-                   frameon=False)  # fmt: skip
-        fig.subplots_adjust(bottom=0.2)
+        handles = [Patch(color=cols[k], label=c[:22]) for k, c in enumerate(classes[:20])]
+        fig.legend(handles=handles, loc="lower center", ncol=leg_cols, fontsize=7, frameon=False)
     if title:
         fig.suptitle(title, fontsize=9)
-    fig.tight_layout(rect=(0, 0.12 if any("mask" in s for s in samples) else 0, 1, 1))
+    fig.tight_layout(rect=(0, leg_h / height, 1, 1))
     return fig
 
 
