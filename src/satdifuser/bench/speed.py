@@ -112,18 +112,32 @@ def timed(fn: Callable[[], Any], repeats: int, warmup: int = 1) -> dict[str, Any
     }
 
 
-def gemm_rate(dtype: torch.dtype, n: int, repeats: int = 5) -> float:
-    """Measured dense matmul rate in FLOP/s for (n x n) @ (n x n) in ``dtype``."""
-    a = torch.randn(n, n).to(dtype)
-    b = torch.randn(n, n).to(dtype)
-    with torch.inference_mode():
-        torch.mm(a, b)
-        times = []
-        for _ in range(repeats):
-            start = time.perf_counter()
+def gemm_rate(dtype: torch.dtype, n: int, repeats: int = 5, max_product_s: float = 5.0) -> float:
+    """Measured dense matmul rate in FLOP/s for (n x n) @ (n x n) in ``dtype`` (best of repeats).
+
+    A 256 x 256 probe first estimates the rate; ``n`` is reduced only when one product would
+    take longer than ``max_product_s`` (slow software fallbacks such as bf16 on CPUs without
+    bf16 instructions), and repeats are limited to about 10 s.
+    """
+
+    def best(size: int, reps: int) -> float:
+        a = torch.randn(size, size).to(dtype)
+        b = torch.randn(size, size).to(dtype)
+        with torch.inference_mode():
             torch.mm(a, b)
-            times.append(time.perf_counter() - start)
-    return 2 * n**3 / min(times)
+            times = []
+            for _ in range(reps):
+                start = time.perf_counter()
+                torch.mm(a, b)
+                times.append(time.perf_counter() - start)
+        return 2 * size**3 / min(times)
+
+    probe = best(256, 3)
+    size = n
+    if 2 * n**3 / probe > max_product_s:
+        size = int(max(256, (probe * max_product_s / 2) ** (1 / 3)))
+    reps = max(2, min(repeats, int(10.0 / max(2 * size**3 / probe, 1e-3))))
+    return best(size, reps)
 
 
 def count_flops(fn: Callable[[], Any]) -> int:
