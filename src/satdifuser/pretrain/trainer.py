@@ -162,6 +162,7 @@ class PretrainTrainer:
         self.last_loss: float | None = None
         self._resume()
         self._sample_unet = None
+        self._sample_seconds: float | None = None
 
     # ----------------------------------------------------------------- state
     def _resume(self) -> None:
@@ -229,11 +230,21 @@ class PretrainTrainer:
             state=self._state(),
         )
 
+    def _sampling_estimate(self, step_seconds: float) -> float:
+        """Seconds a final sample grid will take (measured, else ~1/3 of a step per forward)."""
+        if not self.opt.sample_every:
+            return 0.0
+        if self._sample_seconds is not None:
+            return self._sample_seconds
+        share = self.opt.sample_images / self.cfg.batch_size
+        return self.opt.sample_steps * share * step_seconds / 3
+
     def write_samples(self) -> Path:
         """Sample a grid with the EMA weights into ``samples/step_XXXXXXX.png`` and ``latest``."""
         if self._sample_unet is None:
             self._sample_unet = build_unet(self.cfg).to(self.device)
         self.ema.copy_to(self._sample_unet)
+        t0 = time.monotonic()
         imgs = generate(
             self._sample_unet,
             dict(self.scheduler.config),
@@ -244,6 +255,7 @@ class PretrainTrainer:
         )
         path = save_grid(imgs, self.run_dir / "samples" / f"step_{self.step:07d}.png")
         save_grid(imgs, self.run_dir / "samples" / "latest.png")
+        self._sample_seconds = time.monotonic() - t0
         return path
 
     # ----------------------------------------------------------------- loop
@@ -323,7 +335,8 @@ class PretrainTrainer:
                     break
                 if opt.max_minutes is not None and step_times:
                     mean = sum(step_times[-20:]) / len(step_times[-20:])
-                    if time.monotonic() - start + 2 * mean > opt.max_minutes * 60:
+                    reserve = 2 * mean + self._sampling_estimate(mean)
+                    if time.monotonic() - start + reserve > opt.max_minutes * 60:
                         reason = "max_minutes"
                         break
                 t0 = time.monotonic()
@@ -360,7 +373,8 @@ class PretrainTrainer:
             log.close()
         if self.step != saved_step or self.step == first_step:
             self.save()
-        if opt.sample_every and self.step % opt.sample_every != 0 and self.step > first_step:
+        final_grid = reason != "interrupted" and self.step > first_step
+        if opt.sample_every and self.step % opt.sample_every != 0 and final_grid:
             self.write_samples()
         trained = step_times
         return {
