@@ -58,7 +58,7 @@ parameters, {cfg.sample_size}x{cfg.sample_size} RGB) pre-trained by `satdifuser 
 generative model, for use as a frozen feature extractor (`create_backbone("{name}")`).
 
 ## Data
-EuroSAT RGB (Sentinel-2, 10 m, MIT licence; Helber et al., IEEE JSTARS 2019): only the 22,000-image
+EuroSAT RGB (Sentinel-2, 10 m, MIT licence; Helber et al., IEEE JSTARS 2019): only the
 `unlabeled` pool of the fixed split `eurosat_rgb_split.json`. The `val` and `test` images were never
 seen, nor the labelled `train` budgets. Images scaled to [-1, 1], random horizontal/vertical flips.
 
@@ -69,7 +69,7 @@ seen, nor the labelled `train` budgets. Images scaled to [-1, 1], random horizon
   bf16 where native: {cfg.bf16} (per run below);
   EMA decay min({cfg.ema_max_decay}, (1+step)/(10+step)).
 - Total steps: **{summary["steps"]}**; images seen: **{summary["images_seen"]:,}**
-  ({summary["images_seen"] / 22000:.2f} passes over the pool).
+  ({summary["images_seen"] / summary["pool_size"]:.2f} passes over {summary["pool_size"]:,} images).
 - Loss: {first} at the first step, final {final}.
 - Weights here: the EMA weights, stored in fp16 safetensors ({summary["size_mb"]:.1f} MB).
 
@@ -147,6 +147,7 @@ def export_pipeline(
             "name": name,
             "steps": int(state["step"]),
             "images_seen": int(totals.get("images_seen", 0)),
+            "pool_size": int(state["order"]["n"]),
             "wall_seconds": totals.get("wall_seconds", {}),
             "runs": totals.get("runs", []),
             "params": sum(p.numel() for p in unet.parameters()),
