@@ -258,14 +258,17 @@ def inspect_geobench(path: Path, k: int, seed: int) -> InspectReport:
     from satdifuser.data.geobench_plot import summary as gb_summary
 
     if not gfmt.is_task_dir(path):
-        tasks = sorted(str(p.relative_to(path)) for p in path.rglob("task_specs.pkl"))
-        tasks = [str(Path(t).parent) for t in tasks]
+        from satdifuser.data.geobench import find_tasks
+
+        found = find_tasks(path)  # two levels: root/benchmark/task or benchmark/task
+        tasks = [f"{name} ({d.relative_to(path)})" for name, d in sorted(found.items())]
+        first = next(iter(found.values()), None)
         return InspectReport(
             str(path),
             "geobench (several tasks)",
             {
                 "tasks": tasks or "none found",
-                "next": f"inspect one task folder, e.g. {path / tasks[0]}" if tasks else "",
+                "next": f"inspect one task folder, e.g. {first}" if first else "",
             },
         )
     sizes: dict[str, Any] = {}
