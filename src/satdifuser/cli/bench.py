@@ -10,6 +10,7 @@ BENCHMARKS: dict[str, str] = {
     "speed": "extraction speed: reference pipeline vs batched truncated pass (CPU)",
     "eurosat": "EuroSAT classification benchmark",
     "dubai": "Dubai aerial segmentation benchmark",
+    "probe_speed": "whole 40-epoch GW probe: reference recomputation vs extract-once cache",
 }
 
 USAGE = (
