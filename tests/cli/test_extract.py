@@ -105,3 +105,24 @@ def test_extract_killed_with_sigkill_resumes_to_an_identical_cache(
     assert not (cache / "all" / "index.json").exists() and 1 <= len(shards) < 25
     assert _extract(root, cache, *common) == 0
     assert _files(cache / "all") == _files(tmp_path / "ref" / "all")
+
+
+def test_extract_from_a_fit_config_is_reused_by_fit(root: Path, tmp_path: Path) -> None:
+    from satdifuser.data.datamodule import EuroSATDataModule
+    from satdifuser.features.cache import CachedDataModule
+
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text(
+        "model:\n  class_path: satdifuser.tasks.ClassificationTask\n  init_args:\n"
+        "    num_classes: 10\n    extractor:\n"
+        "      class_path: satdifuser.features.FeatureExtractor\n"
+        "      init_args: {backbone: tiny-pixel, timesteps: [21, 61], image_size: 16}\n"
+        f"data:\n  class_path: satdifuser.data.EuroSATDataModule\n  init_args: {{root: {root}}}\n"
+    )
+    argv = ["extract", "--config", str(cfg), "--split", "val", "--cache-dir", str(tmp_path / "c")]
+    assert main([*argv, "--no-progress", "--threads", "1"]) == 0
+    ex = FeatureExtractor("tiny-pixel", timesteps=[21, 61], image_size=16)
+    ex.forward = lambda *a, **k: pytest.fail("the cache was rebuilt")  # type: ignore[method-assign]
+    dm = CachedDataModule(EuroSATDataModule(root), ex, tmp_path / "c", progress=False)
+    dm.setup("validate")
+    assert len(dm.datasets["val"]) == 10

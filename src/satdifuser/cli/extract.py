@@ -58,6 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--prompt", default="a satellite image")
     g.add_argument("--no-metadata", action="store_true", help="drop DiffusionSat metadata")
     g.add_argument("--inversion-steps", type=int, default=50)
+    p.add_argument("--config", type=Path, default=None,
+                   help="a `satdifuser fit` YAML: takes model.init_args.extractor and data "
+                   "from it (the extractor and data options below are then ignored)")  # fmt: skip
     d = p.add_argument_group("data")
     d.add_argument("--dataset", default="eurosat", help=f"{', '.join(DATASETS)} or a class path")
     d.add_argument("--root", default=None, help="data root (default: $SATDIFUSER_DATA, shared/)")
@@ -99,8 +102,8 @@ def _resolve_class(name: str) -> Any:
         return getattr(importlib.import_module(module), cls)
     except (ImportError, AttributeError):
         raise ConfigError(
-            f"--dataset {name!r}: cannot import {path}; use one of {', '.join(DATASETS)} "
-            "or an importable class path"
+            f"cannot import class {path!r} (--dataset or a class_path of --config); use one of "
+            f"{', '.join(DATASETS)} or an importable class path"
         ) from None
 
 
@@ -155,6 +158,60 @@ def make_extractor(args: argparse.Namespace) -> Any:
     )
 
 
+def _instantiate(node: Any, where: str) -> Any:
+    """Build ``{class_path, init_args}`` nodes (recursively); other values pass through."""
+    if isinstance(node, dict) and "class_path" in node:
+        cls = _resolve_class(str(node["class_path"]))
+        args = {
+            k: _instantiate(v, f"{where}.{k}") for k, v in (node.get("init_args") or {}).items()
+        }
+        try:
+            return cls(**args)
+        except TypeError as exc:
+            raise ConfigError(f"{where}: {node['class_path']}: {exc}; fix the YAML") from None
+    return node
+
+
+def from_config(path: Path, split: str) -> tuple[Any, Any, str]:
+    """(dataset of ``split``, extractor, data name) from a ``satdifuser fit`` YAML.
+
+    Raises:
+        ConfigError: When the file lacks ``model.init_args.extractor`` or ``data``.
+    """
+    import yaml
+
+    from satdifuser.features.cache_plan import check_deterministic
+
+    try:
+        cfg = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"--config {path} is unreadable ({exc}); pass a fit YAML") from None
+    model = (cfg or {}).get("model") or {}
+    ex_node = (model.get("init_args") or {}).get("extractor")
+    data_node = (cfg or {}).get("data")
+    if not isinstance(ex_node, dict) or not isinstance(data_node, dict):
+        raise ConfigError(
+            f"--config {path} needs model.init_args.extractor and data (class_path + init_args), "
+            "as in configs/eurosat_tiny.yaml"
+        )
+    if "class_path" not in ex_node:  # plain init_args of the default extractor
+        ex_node = {"class_path": "satdifuser.features.FeatureExtractor", "init_args": ex_node}
+    extractor = _instantiate(ex_node, "model.init_args.extractor")
+    dm = _instantiate(data_node, "data")
+    if split == "train" and getattr(dm, "augment", False):
+        raise ConfigError(
+            f"--config {path}: data has augment: true, but a feature cache stores one fixed view "
+            "of each image; set augment: false"
+        )
+    if callable(getattr(dm, "dataset", None)):
+        dataset = dm.dataset(split)
+    else:
+        dm.setup({"train": "fit", "val": "validate"}.get(split, split))
+        dataset = getattr(dm, f"{split}_dataloader")().dataset
+    check_deterministic(dataset, split)
+    return dataset, extractor, type(dm).__name__
+
+
 def init_distributed() -> tuple[int, int, int, bool]:
     """Rank, world size, local rank from torchrun/srun variables; joins the process group.
 
@@ -198,8 +255,14 @@ def run(argv: list[str]) -> int:
         device = f"cuda:{local}" if torch.cuda.is_available() else "cpu"
     say = print if rank == 0 else (lambda *a, **k: None)
     try:
-        dataset = make_dataset(args)
-        extractor = make_extractor(args)
+        if args.config is not None:
+            dataset, extractor, data_name = from_config(args.config, args.split)
+            if args.limit is not None:
+                from torch.utils.data import Subset
+
+                dataset = Subset(dataset, range(min(max(1, args.limit), len(dataset))))
+        else:
+            dataset, extractor, data_name = make_dataset(args), make_extractor(args), args.dataset
         folder = args.cache_dir / args.split
         builder = FeatureCacheBuilder(
             dataset, extractor, folder, dtype=args.dtype, keep_taps=_csv(args.keep_taps or []),
@@ -216,7 +279,7 @@ def run(argv: list[str]) -> int:
             return 0
         done, remaining = builder.done_shards(), builder.remaining_bytes()
         info, bb = plan.feature_info, plan.fingerprint["backbone"]
-        say(f"extract {args.dataset}/{args.split}: {plan.num_samples} samples -> {folder} "
+        say(f"extract {data_name}/{args.split}: {plan.num_samples} samples -> {folder} "
             f"(key {plan.key}; {len(info)} maps, {plan.storage_dtype}; backbone {bb}; "
             f"{ranks.world_size} rank(s), device {device})")  # fmt: skip
         say(f"estimated size {human_bytes(plan.estimated_bytes)} "
@@ -245,4 +308,12 @@ def run(argv: list[str]) -> int:
         sys.stdout.flush()
 
 
-__all__ = ["DATASETS", "build_parser", "init_distributed", "make_dataset", "make_extractor", "run"]
+__all__ = [
+    "DATASETS",
+    "build_parser",
+    "from_config",
+    "init_distributed",
+    "make_dataset",
+    "make_extractor",
+    "run",
+]

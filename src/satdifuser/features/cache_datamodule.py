@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader
 from satdifuser.data.loaders import seeded_loader
 from satdifuser.errors import ConfigError
 from satdifuser.features.cache_dataset import CachedFeatureDataset
-from satdifuser.features.cache_plan import select_taps
+from satdifuser.features.cache_plan import check_deterministic, select_taps
 from satdifuser.features.cache_store import FeatureCacheBuilder
 from satdifuser.features.spec import FeatureInfo
 
@@ -147,7 +147,7 @@ class CachedDataModule(LightningDataModule):
                     "view of each image; set augment: false or train without the cache"
                 )
             source = self.source_dataset(split)
-            _check_deterministic(source, split)
+            check_deterministic(source, split)
             builder = FeatureCacheBuilder(
                 source, self.extractor, self.cache_dir / split, dtype=self.dtype,
                 keep_taps=self.keep_taps, batch_size=self.extract_batch_size,
@@ -190,19 +190,6 @@ class CachedDataModule(LightningDataModule):
     def predict_dataloader(self) -> DataLoader[Any]:
         """Same as :meth:`test_dataloader`."""
         return self.test_dataloader()
-
-
-def _check_deterministic(dataset: Any, split: str) -> None:
-    """Refuse splits whose samples change between reads (augmentation, random crops)."""
-    if len(dataset) == 0:
-        return
-    a, b = dataset[0]["image"], dataset[0]["image"]
-    if not torch.equal(torch.as_tensor(a), torch.as_tensor(b)):
-        raise ConfigError(
-            f"the {split} split returns a different image each time sample 0 is read (random "
-            "augmentation or crops), but a feature cache stores one fixed view; turn augmentation "
-            "off (augment: false, deterministic tiling) or train without the cache"
-        )
 
 
 __all__ = ["CachedDataModule"]

@@ -264,6 +264,23 @@ def make_plan(
     )
 
 
+def check_deterministic(dataset: Any, split: str) -> None:
+    """Refuse splits whose samples change between reads (augmentation, random crops).
+
+    Raises:
+        ConfigError: When sample 0 gives two different images.
+    """
+    if len(dataset) == 0:
+        return
+    a, b = dataset[0]["image"], dataset[0]["image"]
+    if not torch.equal(torch.as_tensor(a), torch.as_tensor(b)):
+        raise ConfigError(
+            f"the {split} split returns a different image each time sample 0 is read (random "
+            "augmentation or crops), but a feature cache stores one fixed view; turn augmentation "
+            "off (augment: false, deterministic tiling) or train without the cache"
+        )
+
+
 def human_bytes(n: float) -> str:
     """``1.23 GB`` style (decimal units, as ``--max-gb``)."""
     for unit in ("B", "kB", "MB", "GB", "TB"):
@@ -304,6 +321,7 @@ __all__ = [
     "DEFAULT_SHARD_BYTES",
     "TARGET_KEYS",
     "CachePlan",
+    "check_deterministic",
     "check_disk",
     "dataset_ids",
     "human_bytes",
