@@ -116,9 +116,25 @@ def _diffusionsat_release(root: Path, weights_name: str = "diffusion_pytorch_mod
     return state
 
 
-def test_diffusionsat_layout_with_metadata_loads(tmp_path: Path) -> None:
-    state = _diffusionsat_release(tmp_path)
-    bb = create_backbone(str(tmp_path))
+@pytest.fixture(scope="module")
+def release(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    root = tmp_path_factory.mktemp("release")
+    return root, _diffusionsat_release(root)
+
+
+def _copy(release: tuple[Path, dict], tmp_path: Path) -> Path:
+    import shutil
+
+    target = tmp_path / "ds"
+    shutil.copytree(release[0], target)
+    return target
+
+
+def test_diffusionsat_layout_with_metadata_loads(
+    release: tuple[Path, dict], tmp_path: Path
+) -> None:
+    root, state = _copy(release, tmp_path), release[1]
+    bb = create_backbone(str(root))
     assert bb.has_metadata and bb.prediction_type == "v_prediction"
     assert bb.unet.config.class_embed_type == "identity"
     loaded = bb.metadata_embedding.diffusionsat_state_dict()  # type: ignore[union-attr]
@@ -128,12 +144,12 @@ def test_diffusionsat_layout_with_metadata_loads(tmp_path: Path) -> None:
     assert torch.equal(bb.unet.conv_in.weight, state["conv_in.weight"])
 
 
-def test_pickled_objects_in_bin_are_refused(tmp_path: Path) -> None:
-    _diffusionsat_release(tmp_path)
-    path = tmp_path / "resolution256" / "checkpoint-150000" / "unet" / "diffusion_pytorch_model.bin"
+def test_pickled_objects_in_bin_are_refused(release: tuple[Path, dict], tmp_path: Path) -> None:
+    root = _copy(release, tmp_path)
+    path = root / "resolution256" / "checkpoint-150000" / "unet" / "diffusion_pytorch_model.bin"
     torch.save({"conv_in.weight": torch.zeros(1), "evil": Path("/")}, path)
     with pytest.raises(CheckpointError, match="weights_only=True"):
-        create_backbone(str(tmp_path))
+        create_backbone(str(root))
 
 
 @pytest.mark.parametrize(
@@ -145,25 +161,29 @@ def test_pickled_objects_in_bin_are_refused(tmp_path: Path) -> None:
         ("resolution256/checkpoint-150000/unet/diffusion_pytorch_model.bin", "no weights in"),
     ],
 )
-def test_missing_checkpoint_parts_name_the_path(tmp_path: Path, remove: str, match: str) -> None:
+def test_missing_checkpoint_parts_name_the_path(
+    release: tuple[Path, dict], tmp_path: Path, remove: str, match: str
+) -> None:
     import shutil
 
-    _diffusionsat_release(tmp_path)
-    target = tmp_path / remove
+    root = _copy(release, tmp_path)
+    target = root / remove
     shutil.rmtree(target) if target.is_dir() else target.unlink()
     with pytest.raises(CheckpointError, match=match) as info:
-        create_backbone(str(tmp_path))
-    assert str(tmp_path) in str(info.value)
+        create_backbone(str(root))
+    assert str(root) in str(info.value)
 
 
-def test_mismatched_weights_are_a_checkpoint_error(tmp_path: Path) -> None:
-    _diffusionsat_release(tmp_path)
-    cfg_path = tmp_path / "resolution256" / "checkpoint-150000" / "unet" / "config.json"
+def test_mismatched_weights_are_a_checkpoint_error(
+    release: tuple[Path, dict], tmp_path: Path
+) -> None:
+    root = _copy(release, tmp_path)
+    cfg_path = root / "resolution256" / "checkpoint-150000" / "unet" / "config.json"
     cfg = json.loads(cfg_path.read_text())
     cfg["block_out_channels"] = [32, 64, 128]
     cfg_path.write_text(json.dumps(cfg))
     with pytest.raises(CheckpointError, match="do not match"):
-        create_backbone(str(tmp_path))
+        create_backbone(str(root))
 
 
 def test_hub_id_resolves_through_huggingface_hub_cache(tmp_path: Path) -> None:
@@ -196,3 +216,20 @@ def test_shipped_backbone_loads_or_says_it_is_absent() -> None:
     else:
         with pytest.raises(CheckpointError, match="satdifuser-eurosat-tiny"):
             create_backbone("satdifuser-eurosat-tiny")
+
+
+def test_text_encoder_without_transformers_names_the_extra(tmp_path: Path) -> None:
+    try:
+        import transformers  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        pytest.skip("transformers is installed; the missing-extra path cannot be exercised")
+    from satdifuser.errors import DependencyNotFoundError
+
+    out = create_backbone("tiny-sd").save_pretrained(tmp_path / "m")
+    (out / "text_encoder").mkdir()
+    (out / "text_encoder" / "config.json").write_text("{}")
+    bb = create_backbone(str(out))
+    with pytest.raises(DependencyNotFoundError, match=r"satdifuser\[text\]"):
+        bb.prompt_embedding("a satellite image")

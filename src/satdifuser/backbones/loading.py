@@ -113,15 +113,11 @@ def read_state_dict(folder: Path) -> dict[str, Tensor]:
     )
 
 
-def _config_for(cls: type[nn.Module], config: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in config.items() if not k.startswith("_")}
-
-
 def _instantiate(
     cls: type[nn.Module], config: dict[str, Any], state: dict[str, Tensor] | None, where: Path | str
 ) -> nn.Module:
     """Build ``cls`` from ``config``; load ``state`` strictly (built on meta, no random init)."""
-    config = _config_for(cls, config)
+    config = {k: v for k, v in config.items() if not k.startswith("_")}
     if state is None:
         return cls.from_config(config)  # type: ignore[attr-defined]
     with torch.device("meta"):
