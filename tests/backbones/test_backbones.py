@@ -233,3 +233,19 @@ def test_text_encoder_without_transformers_names_the_extra(tmp_path: Path) -> No
     bb = create_backbone(str(out))
     with pytest.raises(DependencyNotFoundError, match=r"satdifuser\[text\]"):
         bb.prompt_embedding("a satellite image")
+
+
+def test_diffusers_fp16_pixel_pipeline_folder_loads_as_float32(tmp_path: Path) -> None:
+    """The shipped model's layout: diffusers-saved fp16 UNet2DModel + DDPMScheduler folder."""
+    from diffusers import DDPMScheduler
+
+    src = create_backbone("tiny-pixel", seed=4)
+    src.unet.to(torch.float16).save_pretrained(tmp_path / "unet", safe_serialization=True)
+    DDPMScheduler(num_train_timesteps=1000).save_pretrained(tmp_path / "scheduler")
+    (tmp_path / "README.md").write_text("model card")
+    bb = create_backbone(str(tmp_path))
+    assert bb.vae is None and type(bb.unet).__name__ == "UNet2DModel"
+    assert bb.unet.dtype == torch.float32
+    expected = src.unet.conv_in.weight.float()  # fp16-rounded values, back in fp32
+    assert torch.equal(bb.unet.conv_in.weight, expected)
+    assert bb.prediction_type == "epsilon" and bb.sample_size == 32
