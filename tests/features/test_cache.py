@@ -179,3 +179,15 @@ def test_float16_overflow_is_refused(tmp_path: Path) -> None:
 def test_build_feature_cache_returns_the_dataset(tmp_path: Path) -> None:
     cached = build_feature_cache(ToyDataset(4), FakeExtractor(), tmp_path / "c", batch_size=4)
     assert isinstance(cached, CachedFeatureDataset) and cached.ids == ToyDataset(4).ids
+
+
+def test_deleted_or_truncated_shards_of_a_complete_cache_are_rebuilt(tmp_path: Path) -> None:
+    _build(tmp_path / "ref")
+    _build(tmp_path / "c")
+    (tmp_path / "c" / "shard-00000.safetensors").unlink()
+    shard = tmp_path / "c" / "shard-00002.safetensors"
+    shard.write_bytes(shard.read_bytes()[:100])
+    ex = FakeExtractor()
+    b = _build(tmp_path / "c", extractor=ex)
+    assert b.damaged == [0, 2] and ex.calls == 3  # batches of 3: shard 0 (4 rows) 2, shard 2 1
+    assert _files(tmp_path / "c") == _files(tmp_path / "ref")

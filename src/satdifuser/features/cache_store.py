@@ -115,6 +115,7 @@ class FeatureCacheBuilder:
         self.plan = self.asked
         self.complete = False
         self.layout_adopted = False
+        self.damaged: list[int] = []
 
     # -- inspection ---------------------------------------------------------------------------
     def _adopt_existing(self) -> None:
@@ -122,10 +123,14 @@ class FeatureCacheBuilder:
         for name in (INDEX_FILE, PLAN_FILE):
             path = self.folder / name
             if path.is_file():
-                existing = CachePlan.from_json(read_json(path), path)
+                data = read_json(path)
+                existing = CachePlan.from_json(data, path)
                 if existing.fingerprint != self.asked.fingerprint:
                     raise mismatch_error(self.folder, existing, self.asked)
                 self.complete = name == INDEX_FILE
+                if self.complete:  # self-heal: shards deleted or resized since the index
+                    self.damaged = _damaged_shards(self.folder, data)
+                    self.complete = not self.damaged
                 self.layout_adopted = (existing.shard_size, existing.batch_size) != (
                     self.asked.shard_size,
                     self.asked.batch_size,
@@ -210,6 +215,9 @@ class FeatureCacheBuilder:
         if not (self.folder / PLAN_FILE).is_file():
             atomic_write_json(self.folder / PLAN_FILE, self.plan.to_json())
         mine = [k for k in range(self.plan.num_shards) if self.ranks.owns(k)]
+        for k in self.damaged:
+            if self.ranks.owns(k):
+                (self.folder / shard_name(k)).unlink(missing_ok=True)
         for k in mine:  # leftovers of a killed writer of a shard this rank owns
             for p in self.folder.glob(f"{SHARD_PREFIX}{k:05d}.*{TMP_MARK}*"):
                 p.unlink(missing_ok=True)
@@ -294,6 +302,16 @@ class FeatureCacheBuilder:
         data = safetensors_bytes(tensors, meta)
         digest = atomic_write_bytes(self.folder / shard_name(k), data)
         atomic_write_bytes(self.folder / digest_name(k), f"{digest} {len(data)}\n".encode())
+
+
+def _damaged_shards(folder: Path, index: dict[str, Any]) -> list[int]:
+    """Shards listed in an index that are now missing or have another size."""
+    bad = []
+    for k, entry in enumerate(index.get("shards", [])):
+        path = folder / shard_name(k)
+        if not path.is_file() or path.stat().st_size != entry.get("bytes"):
+            bad.append(k)
+    return bad
 
 
 def _module_device(module: Any) -> torch.device:
