@@ -1,0 +1,421 @@
+"""``satdifuser bench dubai``: UPerNet on fused diffusion features vs EfficientNet-Lite0 stages.
+
+Segmentation on the Dubai aerial imagery, split by tile (train 1, 2, 3, 4, 7; validate on 8 by
+default). Both arms train the same trainable part (Global Weighted fusion + UPerNet, small widths
+for a 2-core CPU budget) on top of a frozen extractor:
+
+- ``satdifuser``: decoder ``conv2`` taps of a pixel diffusion UNet at several timesteps
+  (SatDiFuser, Jia et al., ICCV 2025, arXiv 2503.07890);
+- ``efficientnet``: the last block of every resolution stage of EfficientNet-Lite0 (ImageNet).
+
+Images are downscaled by ``--scale``; training features are extracted once per window and the
+head trains on random crops of them; evaluation predicts each whole validation image with
+overlapping sliding windows and scores every labelled pixel at native resolution. Outputs:
+``results.json`` (raw figures, confusion matrices, timings), ``results.md`` (a ready-to-paste
+BENCHMARKS section), overlay PNGs and fusion-weight PNGs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import platform
+import shlex
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from satdifuser.bench.dubai_report import markdown_section, overlay_panel
+from satdifuser.bench.segmentation_common import (
+    FeatureBank,
+    FusedSegmenter,
+    ScaledImage,
+    WholeImageScorer,
+    load_scaled,
+    predict_whole,
+    to_native,
+    train_segmenter,
+)
+from satdifuser.data.dubai_aerial import DUBAI_CLASSES, DUBAI_COLORS, DubaiAerial
+from satdifuser.errors import ConfigError
+from satdifuser.features.spec import FeatureInfo
+from satdifuser.fusion import create_fusion
+from satdifuser.heads import UPerNetHead
+from satdifuser.viz import atomic_write_json, atomic_write_text, plot_fusion_weights
+
+MODELS = ("satdifuser", "efficientnet")
+IGNORE = 255
+
+DEFAULTS: dict[str, Any] = {
+    "scale": 0.25,
+    "crop": 128,
+    "window": 256,
+    "overlap": 0.25,
+    "steps": 200,
+    "batch_size": 8,
+    "overlays": 3,
+    "train_limit": None,
+    "val_limit": None,
+}
+QUICK: dict[str, Any] = {
+    "scale": 1.0,
+    "crop": 32,
+    "window": 32,
+    "overlap": 0.5,
+    "steps": 2,
+    "batch_size": 2,
+    "overlays": 1,
+    "train_limit": 2,
+    "val_limit": 2,
+}
+
+
+def _ints(text: str) -> list[int]:
+    try:
+        return [int(v) for v in text.replace(",", " ").split()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a list of integers") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The options of ``satdifuser bench dubai``."""
+    p = argparse.ArgumentParser(
+        prog="satdifuser bench dubai",
+        description="Segmentation benchmark on the Dubai aerial tiles: GW fusion + UPerNet on "
+        "satdifuser features vs on EfficientNet-Lite0 (ImageNet) stages; mIoU and per-class IoU "
+        "over whole validation images (sliding window), overlays, JSON + markdown.",
+    )
+    a = p.add_argument
+    a(
+        "--data",
+        default=None,
+        help="data root holding dubai_aerial/ (else $SATDIFUSER_DATA, "
+        "else shared/data found upward)",
+    )
+    a("--out", default="runs/bench-dubai", help="output folder (default runs/bench-dubai)")
+    a("--backbone", default="satdifuser-eurosat-tiny", help="backbone name or pipeline folder")
+    a("--models", default=",".join(MODELS), help="comma list of satdifuser, efficientnet")
+    a(
+        "--train-tiles",
+        type=_ints,
+        nargs="+",
+        default=[[1, 2, 3, 4, 7]],
+        help="tile numbers, e.g. 1 2 3 4 7 (or 1,2,3,4,7)",
+    )
+    a("--val-tiles", type=_ints, nargs="+", default=[[8]], help="tile numbers, e.g. 8 or 5 6")
+    g = p.add_argument_group("budget (defaults fit ~15 min on 2 CPU cores; --quick for tests)")
+    g.add_argument("--scale", type=float, help="image resize factor (default 0.25)")
+    g.add_argument("--crop", type=int, help="training crop side at that scale (default 128)")
+    g.add_argument("--window", type=int, help="feature-extraction / sliding window (default 256)")
+    g.add_argument("--overlap", type=float, help="sliding-window overlap fraction (default 0.25)")
+    g.add_argument("--steps", type=int, help="training steps per model (default 200)")
+    g.add_argument("--batch-size", type=int, help="crops per training step (default 8)")
+    g.add_argument("--overlays", type=int, help="validation images drawn as overlays (default 3)")
+    g.add_argument(
+        "--quick",
+        action="store_true",
+        help="tiny run for tests: 2 train / 2 val "
+        "images, 32 px windows at scale 1, 2 steps (explicit options still win)",
+    )
+    m = p.add_argument_group("model")
+    m.add_argument(
+        "--timesteps",
+        type=_ints,
+        nargs="+",
+        default=[[21, 61, 161]],
+        help="UNet timesteps, e.g. 21 61 161",
+    )
+    m.add_argument("--taps", default="up_blocks.*.conv2", help="comma list of tap patterns")
+    m.add_argument(
+        "--min-stride",
+        type=int,
+        default=2,
+        help="drop feature maps finer than this stride (both arms; default 2)",
+    )
+    m.add_argument("--projection-dim", type=int, default=64)
+    m.add_argument("--bottleneck-dim", type=int, default=32)
+    m.add_argument("--head-channels", type=int, default=64)
+    m.add_argument("--lr", type=float, default=1e-3)
+    m.add_argument("--weight-decay", type=float, default=1e-4)
+    m.add_argument("--extract-batch", type=int, default=4, help="windows per extractor call")
+    m.add_argument("--seed", type=int, default=0)
+    m.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    return p
+
+
+def resolve_options(args: argparse.Namespace) -> argparse.Namespace:
+    """Fill budget options from the defaults (or the quick preset) and check every value."""
+    for key in ("train_tiles", "val_tiles", "timesteps"):
+        setattr(args, key, [v for group in getattr(args, key) for v in group])
+    preset = QUICK if args.quick else DEFAULTS
+    for key, value in preset.items():
+        if getattr(args, key, None) is None:
+            setattr(args, key, value)
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    bad = [m for m in models if m not in MODELS]
+    if not models or bad:
+        raise ConfigError(f"--models {args.models!r}: use a comma list of {', '.join(MODELS)}")
+    args.model_list = list(dict.fromkeys(models))
+    if not args.train_tiles or not args.val_tiles:
+        raise ConfigError("--train-tiles and --val-tiles need at least one tile number each")
+    both = sorted(set(args.train_tiles) & set(args.val_tiles))
+    if both:
+        raise ConfigError(
+            f"tile(s) {both} are in both --train-tiles {args.train_tiles} and --val-tiles "
+            f"{args.val_tiles}; the split is by tile, so each tile goes to one side only"
+        )
+    checks = [
+        ("--scale", 0 < args.scale <= 1, "in (0, 1]"),
+        ("--overlap", 0 <= args.overlap < 1, "in [0, 1)"),
+        ("--crop", args.crop >= 1 and args.crop <= args.window, f"in [1, --window={args.window}]"),
+        ("--steps", args.steps >= 1, ">= 1"),
+        ("--batch-size", args.batch_size >= 1, ">= 1"),
+        ("--overlays", args.overlays >= 0, ">= 0"),
+        ("--min-stride", args.min_stride >= 1, ">= 1"),
+        ("--extract-batch", args.extract_batch >= 1, ">= 1"),
+        ("--threads", args.threads >= 1, ">= 1"),
+    ]
+    for name, ok, want in checks:
+        if not ok:
+            raise ConfigError(f"{name}={getattr(args, name[2:].replace('-', '_'))} must be {want}")
+    return args
+
+
+class MapSubset(nn.Module):
+    """Keep only some maps of a frozen extractor (those at or above ``--min-stride``)."""
+
+    def __init__(self, extractor: nn.Module, keep: list[int]) -> None:
+        super().__init__()
+        self.inner, self.keep = extractor, keep
+        self.feature_info: list[FeatureInfo] = [extractor.feature_info[i] for i in keep]
+
+    def forward(self, images: Tensor) -> list[Tensor]:
+        """The kept maps, in ``feature_info`` order."""
+        maps = self.inner(images)
+        return [maps[i] for i in self.keep]
+
+
+def build_extractor(name: str, args: argparse.Namespace) -> tuple[nn.Module, dict[str, Any]]:
+    """The frozen extractor of one arm and a description of it for the report."""
+    if name == "satdifuser":
+        from satdifuser.backbones import create_backbone
+        from satdifuser.features import FeatureExtractor
+
+        bb = create_backbone(args.backbone)
+        patterns = [t.strip() for t in args.taps.split(",") if t.strip()]
+        probe = FeatureExtractor(bb, timesteps=args.timesteps, taps=patterns, image_size=0)
+        keep = [
+            n
+            for n in probe.tap_names
+            if next(f for f in probe.feature_info if f.tap == n).reduction >= args.min_stride
+        ]
+        if not keep:
+            raise ConfigError(
+                f"--min-stride {args.min_stride} drops every tap of {patterns} (strides "
+                f"{sorted({f.reduction for f in probe.feature_info})}); lower --min-stride"
+            )
+        ex = FeatureExtractor(bb, timesteps=args.timesteps, taps=keep, image_size=0)
+        info = {
+            "backbone": args.backbone,
+            "backbone_name": bb.name,
+            "weights_id": bb.weights_id(),
+            "pretrained": bool(getattr(bb, "pretrained", True)),
+            "backbone_params": sum(p.numel() for p in bb.unet.parameters()),
+            "timesteps": list(args.timesteps),
+            "taps": keep,
+            "spec": ex.spec.to_dict(),
+            "total_downsample": bb.total_downsample,
+        }
+        return ex, info
+    from satdifuser.baselines import EfficientNetLiteExtractor
+
+    net = EfficientNetLiteExtractor(weights="imagenet", image_size=args.window, include_head=False)
+    keep_idx = [i for i, f in enumerate(net.feature_info) if f.reduction >= args.min_stride]
+    info = {
+        "backbone": "efficientnet-lite0 (ImageNet)",
+        "weights": "imagenet",
+        "backbone_params": sum(p.numel() for p in net.parameters()),
+        "stages": [net.feature_info[i].tap for i in keep_idx],
+    }
+    return MapSubset(net, keep_idx), info
+
+
+def _check_alignment(name: str, ex: nn.Module, args: argparse.Namespace, extra: int) -> None:
+    align = max([f.reduction for f in ex.feature_info] + [extra])
+    for opt, val in (("--crop", args.crop), ("--window", args.window)):
+        if val % align:
+            raise ConfigError(
+                f"{opt}={val} is not a multiple of {align} (the coarsest stride of the {name} "
+                f"features); use e.g. {max(1, round(val / align)) * align}"
+            )
+
+
+def run_arm(
+    name: str,
+    args: argparse.Namespace,
+    train: list[ScaledImage],
+    val: list[ScaledImage],
+    out: Path,
+) -> dict[str, Any]:
+    """Build, extract, train and evaluate one arm; returns its raw results."""
+    times: dict[str, float] = {}
+    t0 = time.perf_counter()
+    ex, info = build_extractor(name, args)
+    _check_alignment(name, ex, args, info.get("total_downsample", 1))
+    times["build_s"] = time.perf_counter() - t0
+    print(
+        f"[{name}] {len(ex.feature_info)} maps, strides "
+        f"{sorted({f.reduction for f in ex.feature_info})}; extracting training windows ..."
+    )
+    bank = FeatureBank.build(ex, train, args.window, args.extract_batch, IGNORE)
+    times["extract_train_s"] = bank.seconds
+    print(
+        f"[{name}] feature bank: {bank.masks.shape[0]} windows of {args.window} px, "
+        f"{bank.nbytes / 2**20:.0f} MiB, {bank.seconds:.1f}s"
+    )
+    torch.manual_seed(args.seed)
+    fuser = create_fusion(
+        "global_weighted",
+        ex.feature_info,
+        projection_dim=args.projection_dim,
+        bottleneck_dim=args.bottleneck_dim,
+    )
+    head = UPerNetHead(fuser.out_channels, len(DUBAI_CLASSES), channels=args.head_channels)
+    model = FusedSegmenter(fuser, head)
+    print(f"[{name}] training {args.steps} steps x {args.batch_size} crops of {args.crop} px ...")
+    fit = train_segmenter(
+        model, bank, args.steps, args.batch_size, args.crop, args.lr, args.weight_decay, args.seed
+    )
+    times["train_s"] = fit["seconds"]
+    del bank
+    print(
+        f"[{name}] evaluating {len(val)} whole images (window {args.window}, overlap "
+        f"{args.overlap}) ..."
+    )
+    t0 = time.perf_counter()
+    scorer = WholeImageScorer(len(DUBAI_CLASSES), IGNORE)
+    panels = []
+    for i, im in enumerate(val):
+        assert im.full_mask is not None
+        logits = predict_whole(
+            ex, model, im.image, args.window, args.overlap, args.extract_batch, len(DUBAI_CLASSES)
+        )
+        pred = to_native(logits, im.full_mask.shape)
+        target = torch.from_numpy(im.full_mask).long()
+        scorer.update(pred, target)
+        if i < args.overlays:
+            panels.append(overlay_panel(im, pred))
+    times["eval_s"] = time.perf_counter() - t0
+    metrics = scorer.compute(DUBAI_CLASSES)
+    files = []
+    if panels:
+        from satdifuser.viz import plot_segmentation_panels
+
+        path = out / f"overlay_{name}.png"
+        plot_segmentation_panels(
+            *zip(*[p[:3] for p in panels], strict=True),
+            path=path,
+            class_names=DUBAI_CLASSES,
+            ignore_index=IGNORE,
+            colors=DUBAI_COLORS,
+            titles=[p[3] for p in panels],
+        )
+        files.append(path.name)
+    weights = fuser.interpretable_weights()
+    if weights:
+        path = out / f"fusion_weights_{name}.png"
+        plot_fusion_weights(weights, path, fuser.weight_axes(), title=f"GW weights ({name})")
+        files.append(path.name)
+    print(
+        f"[{name}] mIoU {metrics['miou']:.4f}  OA {metrics['overall_accuracy']:.4f}  "
+        + "  ".join(f"{times[k]:.0f}s {k[:-2]}" for k in times)
+    )
+    return {
+        "extractor": info,
+        "trainable_params": sum(p.numel() for p in model.parameters() if p.requires_grad),
+        "train": {k: fit[k] for k in ("losses", "final_loss", "seconds_per_step")},
+        "metrics": metrics,
+        "fusion_weights": {k: v.tolist() for k, v in weights.items()},
+        "seconds": times,
+        "files": files,
+    }
+
+
+def machine() -> dict[str, Any]:
+    """CPU model, cores, torch version and threads."""
+    cpu = platform.processor() or ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cpu": cpu or "unknown",
+        "cores": os.cpu_count(),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "python": platform.python_version(),
+    }
+
+
+def run(argv: list[str]) -> int:
+    """Run the benchmark; returns 0. Raises SatdifuserError subclasses on bad input."""
+    args = resolve_options(build_parser().parse_args(argv))
+    if "efficientnet" in args.model_list:
+        from satdifuser.baselines.efficientnet_lite import _import_efficientnet
+
+        _import_efficientnet()  # fail before any work when the optional extra is missing
+    torch.set_num_threads(args.threads)
+    start = time.perf_counter()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    train_ds = DubaiAerial(args.data, tiles=args.train_tiles, ignore_index=IGNORE)
+    val_ds = DubaiAerial(args.data, tiles=args.val_tiles, ignore_index=IGNORE)
+    train = load_scaled(train_ds, args.scale, keep_full=False, limit=args.train_limit)
+    val = load_scaled(val_ds, args.scale, keep_full=True, limit=args.val_limit)
+    load_s = time.perf_counter() - t0
+    native = sum(int(v.full_mask.size) for v in val if v.full_mask is not None)
+    print(
+        f"data {train_ds.root}: {len(train)} train images (tiles {args.train_tiles}), "
+        f"{len(val)} val images (tiles {args.val_tiles}, {native / 1e6:.1f} Mpx native), "
+        f"scale {args.scale}; loaded in {load_s:.1f}s"
+    )
+    results: dict[str, Any] = {
+        "benchmark": "dubai",
+        "command": "satdifuser bench dubai " + shlex.join(argv),
+        "date": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "machine": machine(),
+        "data": {
+            "root": str(train_ds.root),
+            "train_tiles": args.train_tiles,
+            "val_tiles": args.val_tiles,
+            "train_images": [t.id for t in train],
+            "val_images": [v.id for v in val],
+            "val_native_pixels": native,
+        },
+        "options": {k: v for k, v in vars(args).items() if k not in {"model_list"}},
+        "classes": list(DUBAI_CLASSES),
+        "models": {},
+        "seconds": {"load_data_s": load_s},
+    }
+    for name in args.model_list:
+        results["models"][name] = run_arm(name, args, train, val, out)
+    results["seconds"]["total_s"] = time.perf_counter() - start
+    atomic_write_text(out / "results.md", markdown_section(results))
+    atomic_write_json(out / "results.json", results)
+    print(markdown_section(results))
+    print(
+        f"wrote {out / 'results.json'}, {out / 'results.md'} and PNGs "
+        f"({results['seconds']['total_s']:.0f}s in all)"
+    )
+    return 0
+
+
+__all__ = ["build_parser", "resolve_options", "run"]

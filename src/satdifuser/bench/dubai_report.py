@@ -1,0 +1,105 @@
+"""Report pieces of ``satdifuser bench dubai``: overlay panels and the markdown section."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from satdifuser.bench.segmentation_common import ScaledImage
+
+DISPLAY_SIDE = 640
+"""Longest side of the images drawn in overlay PNGs."""
+
+
+def overlay_panel(im: ScaledImage, pred: Tensor) -> tuple[Tensor, Tensor, Tensor, str]:
+    """(image, truth, prediction, title) of one validation image, shrunk for display.
+
+    The prediction and truth are the native-resolution maps that were scored, subsampled
+    (nearest) to at most :data:`DISPLAY_SIDE` pixels on the long side.
+    """
+    assert im.full_mask is not None
+    h, w = im.full_mask.shape
+    f = min(1.0, DISPLAY_SIDE / max(h, w))
+    size = (max(1, round(h * f)), max(1, round(w * f)))
+    img = F.interpolate(
+        im.image[None], size=size, mode="bilinear", antialias=True, align_corners=False
+    )[0].clamp(0, 1)
+
+    def shrink(m: Tensor) -> Tensor:
+        return F.interpolate(m[None, None].float(), size=size, mode="nearest-exact")[0, 0].long()
+
+    return img, shrink(torch.from_numpy(im.full_mask).long()), shrink(pred), im.id
+
+
+def _fmt(v: float | None) -> str:
+    return "n/a" if v is None else f"{100 * v:.1f}"
+
+
+def markdown_section(results: dict[str, Any]) -> str:
+    """A BENCHMARKS.md section: command, machine, date, setup, table of raw figures, timings."""
+    o, m, d = results["options"], results["machine"], results["data"]
+    classes = results["classes"]
+    lines = [
+        f"## Dubai aerial segmentation (`satdifuser bench dubai`), {results['date'][:10]}",
+        "",
+        f"- Command: `{results['command']}`",
+        f"- Machine: {m['cpu']}, {m['cores']} cores, torch {m['torch']} with {m['threads']} "
+        f"threads; date {results['date']}",
+        f"- Data: train tiles {d['train_tiles']} ({len(d['train_images'])} images), val tiles "
+        f"{d['val_tiles']} ({len(d['val_images'])} whole images, "
+        f"{d['val_native_pixels'] / 1e6:.1f} Mpx scored at native resolution, black / unknown "
+        "colours ignored)",
+        f"- Setup: images x{o['scale']}, training crops {o['crop']} px from {o['window']} px "
+        f"feature windows, {o['steps']} steps x {o['batch_size']} crops, AdamW lr {o['lr']}, "
+        f"seed {o['seed']}; eval sliding window {o['window']} px, overlap {o['overlap']}; "
+        f"GW fusion (projection {o['projection_dim']}, bottleneck {o['bottleneck_dim']}) + "
+        f"UPerNet ({o['head_channels']} ch); maps of stride >= {o['min_stride']}",
+    ]
+    for name, r in results["models"].items():
+        ex = r["extractor"]
+        if name == "satdifuser":
+            lines.append(
+                f"- satdifuser backbone: `{ex['backbone']}` (weights id {ex['weights_id']}, "
+                f"{ex['backbone_params'] / 1e6:.2f} M params), timesteps {ex['timesteps']}, "
+                f"{len(ex['taps'])} taps"
+            )
+        else:
+            lines.append(f"- {name}: {ex['backbone']}, stages {', '.join(ex['stages'])}")
+    lines += [
+        "",
+        "| model | mIoU | OA | " + " | ".join(classes) + " | trainable | final loss |",
+        "|---|---|---|" + "---|" * len(classes) + "---|---|",
+    ]
+    for name, r in results["models"].items():
+        mt = r["metrics"]
+        per = " | ".join(_fmt(mt["iou"][c]) for c in classes)
+        lines.append(
+            f"| {name} | {_fmt(mt['miou'])} | {_fmt(mt['overall_accuracy'])} | {per} | "
+            f"{r['trainable_params'] / 1e6:.2f} M | {r['train']['final_loss']:.3f} |"
+        )
+    lines += [
+        "",
+        "IoU / OA in %. Seconds per part:",
+        "",
+        "| model | build | extract train | train | eval |",
+        "|---|---|---|---|---|",
+    ]
+    for name, r in results["models"].items():
+        s = r["seconds"]
+        lines.append(
+            f"| {name} | {s['build_s']:.0f} | {s['extract_train_s']:.0f} | "
+            f"{s['train_s']:.0f} | {s['eval_s']:.0f} |"
+        )
+    sec = results["seconds"]
+    lines += [
+        "",
+        f"Data loading {sec['load_data_s']:.0f} s; total {sec.get('total_s', 0):.0f} s.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+__all__ = ["DISPLAY_SIDE", "markdown_section", "overlay_panel"]
