@@ -383,10 +383,11 @@ class BaseTask(LightningModule):
                 f"({self.task_type}); pick the matching satdifuser.tasks class"
             )
         ii = get("ignore_index")
-        if ii is not None and ii != self.ignore_index:
+        if self.task_type == "segmentation" and ii is not None and ii != self.ignore_index:
             raise ConfigError(
                 f"data {name} marks ignored pixels with {ii} but model.init_args.ignore_index="
-                f"{self.ignore_index}; set model.init_args.ignore_index: {ii}"
+                f"{self.ignore_index}; set model.init_args.ignore_index: {ii} (to ignore a class "
+                "instead, map it to that value in the data, e.g. GeoBench ignore_nodata: true)"
             )
         classes = get("classes")
         if classes and not self.hparams.class_names and len(classes) == self.num_classes:

@@ -1,0 +1,328 @@
+"""The LightningCLI behind ``satdifuser fit|validate|test``.
+
+Run directory (``trainer.default_root_dir``, ``runs/default`` unless the config sets it)::
+
+    <run>/config.yaml            resolved config of the fit (full class paths)
+    <run>/env.json               versions and environment of the fit
+    <run>/best.safetensors       fusion + head at the best validation score (+ best.json)
+    <run>/logs/fit/metrics.csv   CSV logs (TensorBoard events too when tensorboard is installed)
+    <run>/test/                  config.yaml, env.json, metrics.json, metrics.md, *.png
+    <run>/validate/              the same for ``validate``
+
+``test``/``validate`` load ``--ckpt_path`` (``best``, a run directory or a ``.safetensors`` file;
+default: ``<run>/best.safetensors``). ``fit`` refuses a run directory that already holds
+``best.safetensors`` unless ``--overwrite true``. ``--cache_dir DIR`` (YAML ``cache_dir:``) trains
+and evaluates on features cached in DIR (built on first use) instead of running the extractor.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import os
+import platform
+import sys
+import time
+from importlib import metadata
+from importlib.util import find_spec
+from pathlib import Path
+from typing import Any
+
+import torch
+from jsonargparse import Namespace
+from lightning.pytorch import LightningDataModule, LightningModule, Trainer
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
+from lightning.pytorch.loggers import CSVLogger, Logger
+
+from satdifuser.errors import CheckpointError, ConfigError, NotAvailableError
+from satdifuser.tasks import BEST_NAME, BaseTask, load_trainable, resolve_checkpoint
+from satdifuser.tasks.report import write_evaluation_report
+from satdifuser.viz import atomic_write_json, atomic_write_text
+
+TRAINER_DEFAULTS: dict[str, Any] = {
+    "max_epochs": 40,
+    "default_root_dir": "runs/default",
+    "enable_checkpointing": False,  # best.safetensors replaces Lightning's pickled .ckpt files
+    "log_every_n_steps": 10,
+}
+"""Trainer defaults (the paper trains 40 epochs)."""
+
+
+def environment_info(argv: list[str] | None = None) -> dict[str, Any]:
+    """Versions, hardware and command of this process (written to ``env.json``)."""
+    versions = {}
+    for dist in ("satdifuser", "torch", "lightning", "torchmetrics", "diffusers", "jsonargparse",
+                 "safetensors", "numpy", "transformers"):  # fmt: skip
+        try:
+            versions[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            versions[dist] = None
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    gpus = []
+    if torch.cuda.is_available():
+        gpus = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+    return {
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "command": ["satdifuser", *(argv if argv is not None else sys.argv[1:])],
+        "cwd": os.getcwd(),
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "versions": versions,
+        "cpu": cpu,
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "cuda": torch.version.cuda if torch.cuda.is_available() else None,
+        "gpus": gpus,
+    }
+
+
+class RunConfigSaver(SaveConfigCallback):
+    """Writes the resolved config atomically to ``path`` (rank 0) and hands it to the task."""
+
+    def __init__(
+        self,
+        parser: LightningArgumentParser,
+        config: Any,
+        path: str = "config.yaml",
+        overwrite: bool = True,
+    ) -> None:
+        super().__init__(parser, config, overwrite=overwrite, save_to_log_dir=False)
+        self.path = Path(path)
+
+    def save_config(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        """Dump the config (full class paths) to ``path``; keep a copy on the task."""
+        text = self.parser.dump(self.config, skip_none=False)
+        atomic_write_text(self.path, text)
+        if isinstance(pl_module, BaseTask):
+            pl_module.run_config = text
+
+
+class SatdifuserCLI(LightningCLI):
+    """LightningCLI with satdifuser's run directory, checkpoints, cache and reports."""
+
+    def __init__(self, args: list[str] | None = None, run: bool = True) -> None:
+        self.argv = list(args or [])
+        super().__init__(
+            model_class=BaseTask,
+            subclass_mode_model=True,
+            datamodule_class=LightningDataModule,
+            subclass_mode_data=True,
+            save_config_callback=RunConfigSaver,
+            save_config_kwargs={"overwrite": True},
+            trainer_defaults=dict(TRAINER_DEFAULTS),
+            seed_everything_default=0,
+            auto_configure_optimizers=False,
+            parser_kwargs={"default_env": False},
+            args=args,
+            run=run,
+        )
+
+    @staticmethod
+    def subcommands() -> dict[str, set[str]]:
+        """Only fit, validate and test (predict is not offered)."""
+        return {
+            "fit": {"model", "train_dataloaders", "val_dataloaders", "datamodule"},
+            "validate": {"model", "dataloaders", "datamodule"},
+            "test": {"model", "dataloaders", "datamodule"},
+        }
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        """Top-level ``cache_dir`` and ``overwrite`` options."""
+        parser.add_argument(
+            "--cache_dir", type=str | None, default=None,
+            help="Folder of an on-disk feature cache: extract once there, then train/evaluate "
+            "on cached features (built on first use).",
+        )  # fmt: skip
+        parser.add_argument(
+            "--overwrite", type=bool, default=False,
+            help="fit: allow a run directory that already holds best.safetensors.",
+        )  # fmt: skip
+
+    def before_instantiate_classes(self) -> None:
+        """Registry names (``fusion: moe`` + ``fusion_args``) become full class paths."""
+        cfg = self.config.get(str(self.subcommand), self.config)
+        init = cfg.get("model", {}).get("init_args") if cfg.get("model") else None
+        if init is None:
+            return
+        for key in ("fusion", "head"):
+            value = init.get(key)
+            if isinstance(value, str):
+                init[key] = registry_to_class_path(key, value, init.get(f"{key}_args"))
+                init[f"{key}_args"] = None
+
+    def _parse_ckpt_path(self) -> None:
+        """No-op: checkpoints are safetensors files, never unpickled to read hyperparameters."""
+
+    # -- run directory ------------------------------------------------------------------------
+
+    def _cfg(self, key: str) -> Any:
+        return self._get(self.config, key)
+
+    def run_dir(self) -> Path:
+        """Folder of the run: ``trainer.default_root_dir``, or the folder of ``--ckpt_path``."""
+        trainer_cfg = self._cfg("trainer") or {}
+        root = Path(trainer_cfg.get("default_root_dir") or TRAINER_DEFAULTS["default_root_dir"])
+        ckpt = self._cfg("ckpt_path")
+        if self.subcommand in ("validate", "test") and ckpt not in (None, "best", "last"):
+            p = Path(str(ckpt))
+            return p if p.is_dir() else p.parent
+        return root
+
+    def out_dir(self) -> Path:
+        """Where this subcommand writes: the run folder (fit) or ``<run>/<subcommand>``."""
+        run = self.run_dir()
+        return run if self.subcommand == "fit" else run / str(self.subcommand)
+
+    def instantiate_trainer(self, **kwargs: Any) -> Trainer:
+        """Default loggers in ``<run>/logs/<subcommand>`` and the config saver's target path."""
+        out = self.out_dir()
+        self.save_config_kwargs = {"overwrite": True, "path": str(out / "config.yaml")}
+        trainer_cfg = self._get(self.config_init, "trainer", default={})
+        if trainer_cfg.get("logger") in (None, True):
+            kwargs["logger"] = default_loggers(self.run_dir(), str(self.subcommand))
+        return super().instantiate_trainer(**kwargs)
+
+    def _datamodule(self, model: LightningModule, datamodule: Any) -> Any:
+        cache_dir = self._cfg("cache_dir")
+        if not cache_dir:
+            return datamodule
+        try:
+            from satdifuser.features.cache import CachedDataModule
+        except (ImportError, AttributeError):
+            raise NotAvailableError(
+                f"cache_dir={cache_dir!r} needs satdifuser.features.cache.CachedDataModule, which "
+                "is not available in this version; remove cache_dir to extract features online"
+            ) from None
+        keep_image = getattr(model, "task_type", "") == "segmentation"  # image panels in reports
+        return CachedDataModule(datamodule, model.extractor, cache_dir, keep_image=keep_image)
+
+    def _write_env(self, folder: Path, model: LightningModule, extra: dict[str, Any]) -> None:
+        if not self.trainer.is_global_zero:
+            return
+        info = environment_info(self.argv)
+        info["seed"] = self._cfg("seed_everything")
+        if isinstance(model, BaseTask):
+            info["extractor"] = model.extractor_identity()
+            spec = getattr(model.extractor, "spec", None)
+            if spec is not None and hasattr(spec, "digest"):
+                info["feature_spec"] = spec.to_dict()
+                info["feature_spec_digest"] = spec.digest()
+        atomic_write_json(folder / "env.json", {**info, **extra})
+
+    # -- subcommands --------------------------------------------------------------------------
+
+    def fit(self, model: LightningModule, datamodule: Any = None, **kwargs: Any) -> None:
+        """Train; keep ``<run>/best.safetensors``; print where the run went."""
+        run = Path(self.trainer.default_root_dir)
+        ckpt = self._cfg("ckpt_path")
+        if (run / BEST_NAME).exists() and not self._cfg("overwrite"):
+            raise ConfigError(
+                f"run directory {run} already holds {BEST_NAME}; choose another "
+                "trainer.default_root_dir, or pass --overwrite true to replace that run"
+            )
+        if ckpt is not None and isinstance(model, BaseTask):
+            load_trainable(model, resolve_checkpoint(ckpt, run))
+        dm = self._datamodule(model, datamodule)
+        self._write_env(run, model, {"subcommand": "fit", "warm_start": ckpt})
+        kwargs.pop("ckpt_path", None)
+        self.trainer.fit(model, datamodule=dm, **kwargs)
+        best = next((c for c in self.trainer.callbacks if type(c).__name__ ==
+                     "BestTrainableCheckpoint"), None)  # fmt: skip
+        if self.trainer.is_global_zero and best is not None and best.best_path is not None:
+            print(
+                f"satdifuser fit: best {best.monitor}={best.best_score:.4f} at epoch "
+                f"{best.best_epoch}; checkpoint {best.best_path}; test with: satdifuser test "
+                f"--config {run / 'config.yaml'}"
+            )
+
+    def _evaluate(self, stage: str, model: LightningModule, datamodule: Any, **kw: Any) -> None:
+        if not isinstance(model, BaseTask):
+            raise ConfigError(
+                f"model {type(model).__name__} is not a satdifuser task; use "
+                "satdifuser.tasks.ClassificationTask, MultiLabelClassificationTask or "
+                "SegmentationTask"
+            )
+        ckpt = self._cfg("ckpt_path")
+        run, out = self.run_dir(), self.out_dir()
+        if ckpt is None and not (run / BEST_NAME).exists():
+            raise CheckpointError(
+                f"no --ckpt_path given and no {BEST_NAME} in run directory {run}; run "
+                "`satdifuser fit` with this config first or pass --ckpt_path <run dir>"
+            )
+        path = resolve_checkpoint(ckpt if ckpt is not None else run, run)
+        meta = load_trainable(model, path)
+        dm = self._datamodule(model, datamodule)
+        ckpt_info = {
+            "checkpoint": str(path),
+            "checkpoint_epoch": _num(meta.get("epoch")),
+            "checkpoint_score": _num(meta.get("score")),
+            "monitor": meta.get("monitor"),
+        }
+        self._write_env(out, model, {"subcommand": stage, **ckpt_info})
+        kw.pop("ckpt_path", None)
+        run_fn = self.trainer.test if stage == "test" else self.trainer.validate
+        run_fn(model, datamodule=dm, **kw)
+        if self.trainer.is_global_zero:
+            key = "test" if stage == "test" else "val"
+            paths = write_evaluation_report(model, out, key, {"checkpoint": ckpt_info})
+            print(f"satdifuser {stage}: wrote {', '.join(str(p) for p in paths.values())}")
+
+    def validate(self, model: LightningModule, datamodule: Any = None, **kw: Any) -> None:
+        """Evaluate the checkpoint on the validation split; write ``<run>/validate/``."""
+        self._evaluate("validate", model, datamodule, **kw)
+
+    def test(self, model: LightningModule, datamodule: Any = None, **kw: Any) -> None:
+        """Evaluate the checkpoint on the test split; write ``<run>/test/``."""
+        self._evaluate("test", model, datamodule, **kw)
+
+
+def registry_to_class_path(kind: str, name: str, args: dict[str, Any] | None) -> Namespace:
+    """``("fusion", "moe", {...})`` -> ``Namespace(class_path=..., init_args=...)``.
+
+    Raises:
+        UnknownNameError: unknown registry name (with close matches).
+        ConfigError: an argument the class does not take.
+    """
+    if kind == "fusion":
+        from satdifuser.fusion import FUSIONS as registry
+
+        skip = 1
+    else:
+        from satdifuser.heads import HEADS as registry
+
+        skip = 2
+    cls = registry.get(name)
+    params = list(inspect.signature(cls).parameters)[skip:]
+    for key in args or {}:
+        if key not in params:
+            raise ConfigError(
+                f"model.init_args.{kind}_args has {key!r}, which {kind} {name!r} does not take; "
+                f"accepted: {', '.join(params)}"
+            )
+    return Namespace(
+        class_path=f"{cls.__module__}.{cls.__qualname__}", init_args=Namespace(**(args or {}))
+    )
+
+
+def default_loggers(run: Path, version: str) -> list[Logger]:
+    """CSV logs in ``<run>/logs/<version>``, plus TensorBoard when it is installed."""
+    loggers: list[Logger] = [CSVLogger(save_dir=str(run), name="logs", version=version)]
+    if find_spec("tensorboard") is not None or find_spec("tensorboardX") is not None:
+        from lightning.pytorch.loggers import TensorBoardLogger
+
+        loggers.append(TensorBoardLogger(save_dir=str(run), name="logs", version=version))
+    return loggers
+
+
+def _num(value: str | None) -> float | int | None:
+    return None if value is None else json.loads(value)
+
+
+__all__ = ["TRAINER_DEFAULTS", "RunConfigSaver", "SatdifuserCLI", "environment_info"]
