@@ -130,3 +130,13 @@ def test_every_logged_metric_has_a_documented_convention() -> None:
     for name in names:
         base = name.removesuffix("_per_class")
         assert base in METRIC_CONVENTIONS, name
+
+
+def test_absent_class_is_left_out_of_single_label_macro_means() -> None:
+    preds, target = torch.tensor([0, 0, 1, 1]), torch.tensor([0, 1, 1, 1])
+    with_absent, without = classification_metrics(3), classification_metrics(2)
+    with_absent.update(preds, target)
+    without.update(preds, target)
+    a, b = with_absent.compute(), without.compute()
+    for name in ("mean_accuracy", "f1_macro", "precision_macro", "recall_macro", "f1_satdifuser"):
+        assert a[name].item() == pytest.approx(b[name].item()), name
