@@ -114,18 +114,22 @@ def _images(
     return torch.rand(n, 3, size, size, generator=g), torch.arange(n) % 10, "random"
 
 
-def _epoch(task: ClassificationTask, loader: DataLoader, source: Any, opt: Any | None) -> float:
+def _epoch(
+    task: ClassificationTask, loader: DataLoader, source: Any, opt: Any | None, bf16: bool
+) -> float:
     """One pass over ``loader``; trains when ``opt`` is given. Returns the wall time."""
     start = time.perf_counter()
     task.fusion.train(opt is not None)
     task.head.train(opt is not None)
     for batch in loader:
         feats, y = source(batch)
+        autocast = torch.autocast(feats[0].device.type, dtype=torch.bfloat16, enabled=bf16)
         if opt is None:
-            with torch.no_grad():
+            with torch.no_grad(), autocast:
                 task.forward_features(feats)
             continue
-        loss = task.loss_fn(task.forward_features(feats), y)
+        with autocast:
+            loss = task.loss_fn(task.forward_features(feats).float(), y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -134,17 +138,19 @@ def _epoch(task: ClassificationTask, loader: DataLoader, source: Any, opt: Any |
 
 def _probe(
     fx: FeatureExtractor, train: DataLoader, val: DataLoader, source: Any, epochs: int,
-    total_epochs: int, projection_dim: int,
+    args: argparse.Namespace,
 ) -> dict[str, float]:  # fmt: skip
     torch.manual_seed(0)
-    task = ClassificationTask(fx, num_classes=10, fusion_args={"projection_dim": projection_dim})
+    fusion_args = {"projection_dim": args.projection_dim}
+    task = ClassificationTask(fx, num_classes=10, fusion_args=fusion_args)
     opt = torch.optim.Adam(task.trainable_parameters(), lr=1e-2)
+    bf16 = args.train_dtype == "bfloat16"
     t_train = t_val = 0.0
     for e in range(epochs):
         for g in opt.param_groups:
-            g["lr"] = warmup_cosine_lr(e, 1e-2, 5, 2e-5, total_epochs, 1e-5)
-        t_train += _epoch(task, train, source, opt)
-        t_val += _epoch(task, val, source, None)
+            g["lr"] = warmup_cosine_lr(e, 1e-2, 5, 2e-5, args.epochs, 1e-5)
+        t_train += _epoch(task, train, source, opt, bf16)
+        t_val += _epoch(task, val, source, None, bf16)
     return {"train_s": t_train, "val_s": t_val}
 
 
@@ -164,6 +170,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--full-val", type=int, default=1000, help="val images to extrapolate to")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--projection-dim", type=int, default=384, help="GW projection (paper: 384)")
+    p.add_argument("--train-dtype", choices=["float32", "bfloat16"], default="float32",
+                   help="fusion+head precision, both sides (bfloat16: autocast)")  # fmt: skip
     p.add_argument("--root", default=None, help="EuroSAT root (random images when absent)")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--cache-dir", default=None, help="where the temporary cache goes")
@@ -196,7 +204,7 @@ def run(argv: list[str]) -> int:
     ref = ReferenceStyleExtractor(fx)
     loaders = [DataLoader(TensorDataset(a, b), batch_size=bs) for a, b in ((xs, ys), (vx, vy))]
     print("reference-style: features recomputed in every batch of every epoch ...", flush=True)
-    r = _probe(fx, *loaders, lambda b: (ref(b[0]), b[1]), E, total, args.projection_dim)
+    r = _probe(fx, *loaders, lambda b: (ref(b[0]), b[1]), E, args)
 
     print("satdifuser: extract once into the cache, then train from it ...", flush=True)
     tmp = Path(tempfile.mkdtemp(prefix="probe-cache-", dir=args.cache_dir))
@@ -209,7 +217,7 @@ def run(argv: list[str]) -> int:
         extract_s = time.perf_counter() - t0
         cache_bytes = sum(p.stat().st_size for p in tmp.rglob("*") if p.is_file())
         cl = [DataLoader(c, batch_size=bs) for c in cached]
-        o = _probe(fx, *cl, lambda b: (b["features"], b["label"]), E, total, args.projection_dim)
+        o = _probe(fx, *cl, lambda b: (b["features"], b["label"]), E, args)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -260,6 +268,7 @@ def run(argv: list[str]) -> int:
             "epochs": total,
             "batch_size": bs,
             "projection_dim": args.projection_dim,
+            "train_dtype": args.train_dtype,
             "backbone_build_s": round(build_s, 2),
             "cache_bytes": cache_bytes,
         },
@@ -310,7 +319,8 @@ def format_report(rep: dict[str, Any]) -> str:
     m = rep["machine"]
     lines = [
         f"{c['backbone']}, {c['image_size']} px, {c['maps']} maps, GW projection "
-        f"{c['projection_dim']}; {c['train_images']}+{c['val_images']} images, "
+        f"{c['projection_dim']}, training {c['train_dtype']}; "
+        f"{c['train_images']}+{c['val_images']} images, "
         f"{c['measured_epochs']} measured epoch(s); {m['cpu']}, {m['torch_threads']} threads, "
         f"load {m['load_average_start'][0]:.1f} -> {m['load_average_end'][0]:.1f}",
         f"raw seconds: reference train {raw['ref_train']:.2f}, val {raw['ref_val']:.2f}; "
