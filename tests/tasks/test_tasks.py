@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
+from types import SimpleNamespace
 
 import lightning as L
 import pytest
@@ -14,11 +15,13 @@ from satdifuser.errors import CheckpointError, ConfigError, InputError, UnknownN
 from satdifuser.fusion import GlobalWeightedFusion, MoEFusion
 from satdifuser.heads import FPNHead, LinearHead
 from satdifuser.tasks import (
+    BestTrainableCheckpoint,
     ClassificationTask,
     MultiLabelClassificationTask,
     SegmentationTask,
     load_trainable,
     read_checkpoint,
+    resolve_checkpoint,
     save_trainable,
 )
 
@@ -226,3 +229,34 @@ def test_checkpoint_from_another_extractor_warns(tmp_path: Path) -> None:
     other.extractor.identity = lambda: "another-backbone"  # type: ignore[method-assign]
     with pytest.warns(UserWarning, match="trained on features of extractor"):
         load_trainable(other, path)
+
+
+def test_resolve_checkpoint_accepts_best_run_dir_or_file(tmp_path: Path) -> None:
+    path = save_trainable(cls_task(), tmp_path / "best.safetensors")
+    assert resolve_checkpoint("best", tmp_path) == path
+    assert resolve_checkpoint(tmp_path, "elsewhere") == path
+    assert resolve_checkpoint(path, "elsewhere") == path
+    with pytest.raises(CheckpointError, match="no checkpoint at"):
+        resolve_checkpoint("best", tmp_path / "missing")
+    (tmp_path / "model.ckpt").write_bytes(b"pickle")
+    with pytest.raises(CheckpointError, match=r"pickled Lightning \.ckpt files are not read"):
+        resolve_checkpoint(tmp_path / "model.ckpt", tmp_path)
+
+
+def test_best_checkpoint_is_written_only_when_the_monitor_improves(tmp_path: Path) -> None:
+    task = cls_task()
+    cb = BestTrainableCheckpoint("val/overall_accuracy", "max", tmp_path)
+    trainer = SimpleNamespace(sanity_checking=False, state=SimpleNamespace(fn="fit"),
+                              callback_metrics={}, current_epoch=0, global_step=5,
+                              is_global_zero=True, default_root_dir=str(tmp_path))  # fmt: skip
+    for epoch, score in enumerate([0.5, 0.4, 0.7, float("nan")]):
+        trainer.current_epoch = epoch
+        trainer.callback_metrics = {"val/overall_accuracy": torch.tensor(score)}
+        cb.on_validation_end(trainer, task)  # type: ignore[arg-type]
+    meta = read_checkpoint(tmp_path / "best.safetensors")[1]
+    assert cb.best_epoch == 2 and meta["epoch"] == "2"
+    assert float(meta["score"]) == pytest.approx(0.7)
+    trainer.sanity_checking = True
+    trainer.callback_metrics = {"val/overall_accuracy": torch.tensor(0.9)}
+    cb.on_validation_end(trainer, task)  # type: ignore[arg-type]
+    assert cb.best_score == pytest.approx(0.7)

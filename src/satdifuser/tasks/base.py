@@ -245,7 +245,8 @@ class BaseTask(LightningModule):
                     self.log("train/aux_loss", aux, on_step=True, on_epoch=True, batch_size=bs)
             return loss + aux
         if self._trainer is not None:
-            self.log(f"{stage}/loss", loss, on_epoch=True, prog_bar=stage == "val", batch_size=bs)
+            self.log(f"{stage}/loss", loss, on_epoch=True, prog_bar=stage == "val", batch_size=bs,
+                     sync_dist=True)  # fmt: skip
         preds = self.predictions(logits.detach())
         metrics = self.val_metrics if stage == "val" else self.test_metrics
         metrics.update(preds, target)
