@@ -19,17 +19,14 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import os
-import platform
 import shlex
-import time
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from satdifuser.bench.dubai_report import markdown_section, overlay_panel
+from satdifuser.bench.dubai_report import PhaseClock, machine, markdown_section, overlay_panel
 from satdifuser.bench.segmentation_common import (
     FeatureBank,
     FusedSegmenter,
@@ -121,6 +118,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="tiny run for tests: 2 train / 2 val "
         "images, 32 px windows at scale 1, 2 steps (explicit options still win)",
     )
+    g.add_argument(
+        "--limit-images",
+        type=int,
+        help="use only the first N images of each split (smoke tests; not comparable results)",
+    )
     m = p.add_argument_group("model")
     m.add_argument(
         "--timesteps",
@@ -136,9 +138,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=2,
         help="drop feature maps finer than this stride (both arms; default 2)",
     )
-    m.add_argument("--projection-dim", type=int, default=64)
-    m.add_argument("--bottleneck-dim", type=int, default=32)
-    m.add_argument("--head-channels", type=int, default=64)
+    m.add_argument("--projection-dim", type=int, default=32)
+    m.add_argument("--bottleneck-dim", type=int, default=16)
+    m.add_argument("--head-channels", type=int, default=32)
     m.add_argument("--lr", type=float, default=1e-3)
     m.add_argument("--weight-decay", type=float, default=1e-4)
     m.add_argument("--extract-batch", type=int, default=4, help="windows per extractor call")
@@ -155,6 +157,10 @@ def resolve_options(args: argparse.Namespace) -> argparse.Namespace:
     for key, value in preset.items():
         if getattr(args, key, None) is None:
             setattr(args, key, value)
+    if args.limit_images is not None:
+        if args.limit_images < 1:
+            raise ConfigError(f"--limit-images={args.limit_images} must be >= 1")
+        args.train_limit = args.val_limit = args.limit_images
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     bad = [m for m in models if m not in MODELS]
     if not models or bad:
@@ -262,17 +268,16 @@ def run_arm(
     out: Path,
 ) -> dict[str, Any]:
     """Build, extract, train and evaluate one arm; returns its raw results."""
-    times: dict[str, float] = {}
-    t0 = time.perf_counter()
-    ex, info = build_extractor(name, args)
-    _check_alignment(name, ex, args, info.get("total_downsample", 1))
-    times["build_s"] = time.perf_counter() - t0
+    clock = PhaseClock()
+    with clock("build"):
+        ex, info = build_extractor(name, args)
+        _check_alignment(name, ex, args, info.get("total_downsample", 1))
     print(
         f"[{name}] {len(ex.feature_info)} maps, strides "
         f"{sorted({f.reduction for f in ex.feature_info})}; extracting training windows ..."
     )
-    bank = FeatureBank.build(ex, train, args.window, args.extract_batch, IGNORE)
-    times["extract_train_s"] = bank.seconds
+    with clock("extract_train"):
+        bank = FeatureBank.build(ex, train, args.window, args.extract_batch, IGNORE)
     print(
         f"[{name}] feature bank: {bank.masks.shape[0]} windows of {args.window} px, "
         f"{bank.nbytes / 2**20:.0f} MiB, {bank.seconds:.1f}s"
@@ -287,29 +292,40 @@ def run_arm(
     head = UPerNetHead(fuser.out_channels, len(DUBAI_CLASSES), channels=args.head_channels)
     model = FusedSegmenter(fuser, head)
     print(f"[{name}] training {args.steps} steps x {args.batch_size} crops of {args.crop} px ...")
-    fit = train_segmenter(
-        model, bank, args.steps, args.batch_size, args.crop, args.lr, args.weight_decay, args.seed
-    )
-    times["train_s"] = fit["seconds"]
+    with clock("train"):
+        fit = train_segmenter(
+            model,
+            bank,
+            args.steps,
+            args.batch_size,
+            args.crop,
+            args.lr,
+            args.weight_decay,
+            args.seed,
+        )
     del bank
     print(
         f"[{name}] evaluating {len(val)} whole images (window {args.window}, overlap "
         f"{args.overlap}) ..."
     )
-    t0 = time.perf_counter()
     scorer = WholeImageScorer(len(DUBAI_CLASSES), IGNORE)
     panels = []
-    for i, im in enumerate(val):
-        assert im.full_mask is not None
-        logits = predict_whole(
-            ex, model, im.image, args.window, args.overlap, args.extract_batch, len(DUBAI_CLASSES)
-        )
-        pred = to_native(logits, im.full_mask.shape)
-        target = torch.from_numpy(im.full_mask).long()
-        scorer.update(pred, target)
-        if i < args.overlays:
-            panels.append(overlay_panel(im, pred))
-    times["eval_s"] = time.perf_counter() - t0
+    with clock("eval"):
+        for i, im in enumerate(val):
+            assert im.full_mask is not None
+            logits = predict_whole(
+                ex,
+                model,
+                im.image,
+                args.window,
+                args.overlap,
+                args.extract_batch,
+                len(DUBAI_CLASSES),
+            )
+            pred = to_native(logits, im.full_mask.shape)
+            scorer.update(pred, torch.from_numpy(im.full_mask).long())
+            if i < args.overlays:
+                panels.append(overlay_panel(im, pred))
     metrics = scorer.compute(DUBAI_CLASSES)
     files = []
     if panels:
@@ -332,7 +348,7 @@ def run_arm(
         files.append(path.name)
     print(
         f"[{name}] mIoU {metrics['miou']:.4f}  OA {metrics['overall_accuracy']:.4f}  "
-        + "  ".join(f"{times[k]:.0f}s {k[:-2]}" for k in times)
+        + "  ".join(f"{k} {v['wall_s']:.0f}s" for k, v in clock.seconds.items())
     )
     return {
         "extractor": info,
@@ -340,27 +356,8 @@ def run_arm(
         "train": {k: fit[k] for k in ("losses", "final_loss", "seconds_per_step")},
         "metrics": metrics,
         "fusion_weights": {k: v.tolist() for k, v in weights.items()},
-        "seconds": times,
+        "seconds": clock.seconds,
         "files": files,
-    }
-
-
-def machine() -> dict[str, Any]:
-    """CPU model, cores, torch version and threads."""
-    cpu = platform.processor() or ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {
-        "cpu": cpu or "unknown",
-        "cores": os.cpu_count(),
-        "torch": torch.__version__,
-        "threads": torch.get_num_threads(),
-        "python": platform.python_version(),
     }
 
 
@@ -372,20 +369,20 @@ def run(argv: list[str]) -> int:
 
         _import_efficientnet()  # fail before any work when the optional extra is missing
     torch.set_num_threads(args.threads)
-    start = time.perf_counter()
+    clock = PhaseClock()
+    start = clock.start()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    t0 = time.perf_counter()
-    train_ds = DubaiAerial(args.data, tiles=args.train_tiles, ignore_index=IGNORE)
-    val_ds = DubaiAerial(args.data, tiles=args.val_tiles, ignore_index=IGNORE)
-    train = load_scaled(train_ds, args.scale, keep_full=False, limit=args.train_limit)
-    val = load_scaled(val_ds, args.scale, keep_full=True, limit=args.val_limit)
-    load_s = time.perf_counter() - t0
+    with clock("load_data"):
+        train_ds = DubaiAerial(args.data, tiles=args.train_tiles, ignore_index=IGNORE)
+        val_ds = DubaiAerial(args.data, tiles=args.val_tiles, ignore_index=IGNORE)
+        train = load_scaled(train_ds, args.scale, keep_full=False, limit=args.train_limit)
+        val = load_scaled(val_ds, args.scale, keep_full=True, limit=args.val_limit)
     native = sum(int(v.full_mask.size) for v in val if v.full_mask is not None)
     print(
         f"data {train_ds.root}: {len(train)} train images (tiles {args.train_tiles}), "
         f"{len(val)} val images (tiles {args.val_tiles}, {native / 1e6:.1f} Mpx native), "
-        f"scale {args.scale}; loaded in {load_s:.1f}s"
+        f"scale {args.scale}; loaded in {clock.seconds['load_data']['wall_s']:.1f}s"
     )
     results: dict[str, Any] = {
         "benchmark": "dubai",
@@ -403,17 +400,17 @@ def run(argv: list[str]) -> int:
         "options": {k: v for k, v in vars(args).items() if k not in {"model_list"}},
         "classes": list(DUBAI_CLASSES),
         "models": {},
-        "seconds": {"load_data_s": load_s},
+        "seconds": clock.seconds,
     }
     for name in args.model_list:
         results["models"][name] = run_arm(name, args, train, val, out)
-    results["seconds"]["total_s"] = time.perf_counter() - start
+    clock.stop("total", start)
     atomic_write_text(out / "results.md", markdown_section(results))
     atomic_write_json(out / "results.json", results)
     print(markdown_section(results))
     print(
         f"wrote {out / 'results.json'}, {out / 'results.md'} and PNGs "
-        f"({results['seconds']['total_s']:.0f}s in all)"
+        f"({clock.seconds['total']['wall_s']:.0f}s in all)"
     )
     return 0
 
