@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
 from satdifuser.bench import speed
 from satdifuser.cli.main import main
@@ -17,8 +18,12 @@ def test_quick_speed_benchmark_writes_consistent_report(
 ) -> None:
     out = tmp_path / "speed.json"
     argv = ["--quick", "--images", "1", "--repeats", "1", "--warmup", "0"]
-    argv += ["--dtypes", "float32", "--gemm-size", "64", "--out", str(out)]
-    assert speed.run(argv) == 0
+    argv += ["--dtypes", "float32", "--gemm-size", "64", "--threads", "1", "--out", str(out)]
+    threads = torch.get_num_threads()
+    try:  # one thread: tiny ops on a shared 2-core machine are much faster without OpenMP waits
+        assert speed.run(argv) == 0
+    finally:
+        torch.set_num_threads(threads)
     report = json.loads(out.read_text())
     ref, ours = report["results"]
     assert (ref["pipeline"], ours["pipeline"], ours["dtype"]) == ("reference", "ours", "float32")
