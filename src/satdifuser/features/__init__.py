@@ -11,7 +11,8 @@ Example:
 
 from __future__ import annotations
 
-from satdifuser.features.extractor import PREPROCESSING, FeatureExtractor
+from typing import TYPE_CHECKING, Any
+
 from satdifuser.features.spec import (
     DEFAULT_TAPS,
     DEFAULT_TIMESTEPS,
@@ -22,6 +23,27 @@ from satdifuser.features.spec import (
     timesteps_of,
 )
 
+if TYPE_CHECKING:
+    from satdifuser.features.extractor import PREPROCESSING, FeatureExtractor
+    from satdifuser.features.pooling import PooledExtractor
+
+# Heavy members (they import diffusers) load on first use, so that fusion and heads, which only
+# need FeatureInfo, never pull in a backbone (PEP 562).
+_LAZY = {
+    "FeatureExtractor": "satdifuser.features.extractor",
+    "PREPROCESSING": "satdifuser.features.extractor",
+    "PooledExtractor": "satdifuser.features.pooling",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'satdifuser.features' has no attribute {name!r}")
+
+
 __all__ = [
     "DEFAULT_TAPS",
     "DEFAULT_TIMESTEPS",
@@ -29,6 +51,7 @@ __all__ = [
     "FeatureExtractor",
     "FeatureInfo",
     "FeatureSpec",
+    "PooledExtractor",
     "scales",
     "taps_of",
     "timesteps_of",
