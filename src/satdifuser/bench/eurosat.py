@@ -107,6 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--ablation-budgets", default="200", help="budgets of the ablations")
     p.add_argument("--taps", default=None, help="fnmatch tap patterns (default: resnet+attention)")
+    p.add_argument("--random-seed", type=int, default=0, help="seed of the random weights")
     p.add_argument("--pool", type=int, default=4, help="max side of pooled maps (default 4)")
     p.add_argument("--epochs", type=int, default=30, help="fusion epochs (paper: 40)")
     p.add_argument("--projection-dim", type=int, default=64, help="fusion width (paper: 384)")
@@ -169,6 +170,7 @@ class Bench:
         self.rows: list[dict[str, Any]] = []
         self.timer = Timer(on_done=lambda n, s: self.log(f"[time] {n}: {s / 60:.1f} min"))
         self.class_names: list[str] = []
+        self.taps: list[str] = []
 
     # ----------------------------------------------------------------------------- helpers
     def log(self, text: str) -> None:
@@ -256,6 +258,7 @@ class Bench:
             groups = tap_groups(bb)
             taps = [t.strip() for t in a.taps.split(",")] if a.taps else (
                 groups["resnet"] + groups["attention"])  # fmt: skip
+            self.taps = taps
             info.update(backbone=a.backbone, backbone_weights=bb.weights_id(), taps=taps,
                         tap_groups=groups)  # fmt: skip
             self.log(f"backbone {bb.name} ({bb.weights_id()}), taps: {', '.join(taps)}")
@@ -275,12 +278,12 @@ class Bench:
                 with self.timer("satdifuser pooled probe"):
                     self.probe_runs("satdifuser", "satdifuser pooled probe", main, self.budgets)
             if "random" in self.parts:
-                rnd = random_like(bb, seed=0)
+                rnd = random_like(bb, seed=a.random_seed)
                 with self.timer("extract random weights"):
                     rfeats = extract_all(diffusion_extractors(rnd, taps, self.timesteps, a.pool),
                                          data, self.cache, batch_size=a.batch_size,
                                          progress=self.progress)  # fmt: skip
-                self.log("(ii) same architecture, random weights (seed 0):")
+                self.log(f"(ii) same architecture, random weights (seed {a.random_seed}):")
                 with self.timer("train random-weight fusions"):
                     self.fusion_runs("random", "random weights", rfeats, self.fusions, self.budgets)
                 with self.timer("random-weight pooled probe"):
@@ -296,10 +299,32 @@ class Bench:
         self.timer.seconds["total"] = time.perf_counter() - t_start
         return self.finish(info)
 
+    def reuse(self, method: str, label: str, budgets: Sequence[int]) -> bool:
+        """Copy the runs of ``method`` into the ablation section as ``label`` when every
+        (budget, seed) exists (the ablation equals a main configuration); else False."""
+        found = {(r["budget"], r["seed"]): r for r in self.rows if r["method"] == method}
+        if any((b, s) not in found for b in budgets for s in self.seeds):
+            return False
+        for b in budgets:
+            for s in self.seeds:
+                row = {**found[(b, s)], "section": "ablation", "method": label,
+                       "reused_from": method}  # fmt: skip
+                self.rows.append(row)
+                self.log(f"  {label:<34} {b:>4}/class seed {s}: = {method} (same configuration)")
+        return True
+
     def ablations(self, ours: dict[str, FeatureSet], groups: dict[str, list[str]]) -> None:
         gw = ["global_weighted"]
         all_t = list(self.ablation_timesteps)
+        both = set(groups["resnet"] + groups["attention"]) == set(self.taps)
         for t in all_t:
+            label = f"timestep t={t} only GW"
+            if (
+                both
+                and [t] == self.timesteps
+                and self.reuse("satdifuser GW", label, self.ablation_budgets)
+            ):
+                continue
             sel = {k: v.select(timesteps=[t]) for k, v in ours.items()}
             self.fusion_runs("ablation", f"timestep t={t} only", sel, gw, self.ablation_budgets)
         sel = {k: v.select(timesteps=all_t) for k, v in ours.items()}

@@ -239,7 +239,12 @@ def _fit_logistic(x: Tensor, y: Tensor, k: int, l2: float, max_iter: int) -> nn.
     nn.init.zeros_(lin.weight)
     nn.init.zeros_(lin.bias)
     opt = torch.optim.LBFGS(
-        lin.parameters(), lr=1.0, max_iter=max_iter, line_search_fn="strong_wolfe"
+        lin.parameters(),
+        lr=1.0,
+        max_iter=max_iter,
+        tolerance_grad=1e-5,
+        tolerance_change=1e-7,
+        line_search_fn="strong_wolfe",
     )
 
     def closure() -> Tensor:
@@ -258,7 +263,7 @@ def linear_probe(
     test: tuple[Tensor, Tensor],
     class_names: Sequence[str],
     l2_grid: Sequence[float] = (1e-4, 1e-3, 1e-2, 1e-1, 1.0),
-    max_iter: int = 300,
+    max_iter: int = 200,
 ) -> ProbeResult:
     """Logistic regression on pooled vectors; the L2 strength is chosen on ``val`` accuracy.
 
