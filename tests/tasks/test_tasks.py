@@ -260,3 +260,18 @@ def test_best_checkpoint_is_written_only_when_the_monitor_improves(tmp_path: Pat
     trainer.callback_metrics = {"val/overall_accuracy": torch.tensor(0.9)}
     cb.on_validation_end(trainer, task)  # type: ignore[arg-type]
     assert cb.best_score == pytest.approx(0.7)
+
+
+def test_real_tiny_backbone_gets_no_gradient_and_stays_eval() -> None:
+    from satdifuser.features import FeatureExtractor
+
+    fx = FeatureExtractor("tiny-pixel", timesteps=[21], image_size=32)
+    task = ClassificationTask(fx, 3, fusion_args=SMALL_GW).train()
+    unet = fx.backbone.unet
+    assert not unet.training and not any(p.requires_grad for p in unet.parameters())
+    task.training_step(batch(), 0).backward()
+    assert all(p.grad is None for p in unet.parameters())
+    assert all(p.grad is not None for p in task.trainable_parameters())
+    opt = task.configure_optimizers()["optimizer"]
+    in_opt = {id(p) for g in opt.param_groups for p in g["params"]}
+    assert not in_opt & {id(p) for p in unet.parameters()}
