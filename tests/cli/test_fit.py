@@ -160,3 +160,25 @@ def test_segmentation_fit_and_test_write_panels(tmp_path: Path) -> None:
     assert sum(map(sum, metrics["confusion_matrix"])) == 40 * 48 + 56 * 40 - 6  # whole images
     with Image.open(run / "test/segmentation_examples.png") as im:
         assert im.format == "PNG"
+
+
+def test_fit_and_test_from_a_feature_cache(eurosat_root: Path, tmp_path: Path) -> None:
+    run, cache = tmp_path / "run", tmp_path / "cache"
+    args = fit_args(eurosat_root, run, "--cache_dir", str(cache), "--trainer.max_epochs", "1")
+    assert main(args) == 0
+    assert main(["test", "--config", str(run / "config.yaml")]) == 0
+    assert {p.name for p in cache.iterdir()} >= {"train", "val", "test"}
+    metrics = json.loads((run / "test/metrics.json").read_text())
+    assert sum(map(sum, metrics["confusion_matrix"])) == 10
+    assert yaml.safe_load((run / "config.yaml").read_text())["cache_dir"] == str(cache)
+
+
+def test_cache_dir_with_sliding_window_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fx_mask.make_dubai(tmp_path)
+    args = ["fit", "--config", str(CONF / "dubai_tiny_pixel.yaml"), "--data.init_args.root",
+            str(tmp_path), "--trainer.default_root_dir", str(tmp_path / "run"),
+            "--cache_dir", str(tmp_path / "cache")]  # fmt: skip
+    assert main(args) == 2
+    assert "do not combine" in capsys.readouterr().err

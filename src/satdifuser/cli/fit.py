@@ -193,6 +193,12 @@ class SatdifuserCLI(LightningCLI):
         cache_dir = self._cfg("cache_dir")
         if not cache_dir:
             return datamodule
+        if getattr(model, "sliding_window", None):
+            raise ConfigError(
+                f"cache_dir={cache_dir!r} and model.init_args.sliding_window="
+                f"{model.sliding_window} do not combine: sliding-window evaluation runs the "
+                "extractor on image windows; remove cache_dir (or set sliding_window: null)"
+            )
         try:
             from satdifuser.features.cache import CachedDataModule
         except (ImportError, AttributeError):
