@@ -170,7 +170,7 @@ class SatdifuserCLI(LightningCLI):
         trainer_cfg = self._cfg("trainer") or {}
         root = Path(trainer_cfg.get("default_root_dir") or TRAINER_DEFAULTS["default_root_dir"])
         ckpt = self._cfg("ckpt_path")
-        if self.subcommand in ("validate", "test") and ckpt not in (None, "best", "last"):
+        if self.subcommand in ("validate", "test") and ckpt not in (None, "best"):
             p = Path(str(ckpt))
             return p if p.is_dir() else p.parent
         return root

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any, ClassVar, Literal
 
 import torch
@@ -28,6 +28,7 @@ from satdifuser.errors import CheckpointError, ConfigError, InputError
 from satdifuser.features.spec import FeatureInfo
 from satdifuser.fusion.base import BaseFusion, create_fusion
 from satdifuser.tasks.checkpoint import BestTrainableCheckpoint
+from satdifuser.tasks.checks import check_datamodule, check_labels
 from satdifuser.tasks.metrics import flatten_metrics, present_classes
 from satdifuser.tasks.schedule import check_schedule, warmup_cosine_scheduler
 
@@ -38,13 +39,6 @@ HeadFactory = Callable[[list[int], int], nn.Module]
 """A head class configured without ``in_channels`` and ``num_classes``."""
 
 OptimizerName = Literal["adam", "adamw", "sgd"]
-
-_TASK_TYPES = {
-    "classification": "classification", "multiclass": "classification",
-    "single_label": "classification", "binary": "classification",
-    "multilabel": "multilabel", "multi-label": "multilabel", "multi_label": "multilabel",
-    "segmentation": "segmentation", "semantic_segmentation": "segmentation", "seg": "segmentation",
-}  # fmt: skip
 
 
 def class_path(obj: object) -> str:
@@ -366,55 +360,17 @@ class BaseTask(LightningModule):
             self.check_datamodule(dm)
 
     def check_datamodule(self, dm: object) -> None:
-        """Raise :class:`ConfigError` when the data disagrees with the task config."""
-        inner = getattr(dm, "datamodule", None)
-        get = lambda name: getattr(dm, name, getattr(inner, name, None))  # noqa: E731
-        name = type(dm).__name__
-        k = get("num_classes")
-        if k is not None and int(k) != self.num_classes:
-            raise ConfigError(
-                f"model.init_args.num_classes={self.num_classes} but data {name} has {k} classes; "
-                f"set model.init_args.num_classes: {k}"
-            )
-        kind = get("task_type")
-        kind = _TASK_TYPES.get(str(kind).lower()) if kind is not None else None
-        if kind is not None and kind != self.task_type:
-            raise ConfigError(
-                f"data {name} is a {kind} dataset but the model is {type(self).__name__} "
-                f"({self.task_type}); pick the matching satdifuser.tasks class"
-            )
-        ii = get("ignore_index")
-        if self.task_type == "segmentation" and ii is not None and ii != self.ignore_index:
-            raise ConfigError(
-                f"data {name} marks ignored pixels with {ii} but model.init_args.ignore_index="
-                f"{self.ignore_index}; set model.init_args.ignore_index: {ii} (to ignore a class "
-                "instead, map it to that value in the data, e.g. GeoBench ignore_nodata: true)"
-            )
-        classes = get("classes")
-        if classes and not self.hparams.class_names and len(classes) == self.num_classes:
-            self.class_names = [str(c) for c in classes]
+        """Raise :class:`ConfigError` when the data disagrees with the task config; take the
+        data's class names when the config gives none."""
+        names = check_datamodule(
+            dm, self.num_classes, self.task_type, self.ignore_index, type(self).__name__
+        )
+        if names and not self.hparams.class_names:
+            self.class_names = names
 
     def check_labels(self, target: Tensor, batch: dict[str, Any], key: str) -> None:
         """Raise :class:`InputError` for label values outside ``[0, num_classes)``."""
-        valid = target if self.ignore_index is None else target[target != self.ignore_index]
-        if valid.numel() == 0:
-            return
-        lo, hi = int(valid.min()), int(valid.max())
-        if lo >= 0 and hi < self.num_classes:
-            return
-        bad = lo if lo < 0 else hi
-        where = ""
-        ids = batch.get("id")
-        if isinstance(ids, Sequence) and not isinstance(ids, str):
-            flat = target.reshape(target.shape[0], -1)
-            rows = (flat == bad).any(1).nonzero().flatten().tolist()
-            if rows and rows[0] < len(ids):
-                where = f" (sample {ids[rows[0]]!r})"
-        ign = f" or ignore_index={self.ignore_index}" if self.ignore_index is not None else ""
-        raise InputError(
-            f"batch {key} holds value {bad}{where} outside [0, {self.num_classes}){ign}; check "
-            "model.init_args.num_classes / ignore_index against the dataset's labels"
-        )
+        check_labels(target, batch, key, self.num_classes, self.ignore_index)
 
     # -- trainable state ----------------------------------------------------------------------
 

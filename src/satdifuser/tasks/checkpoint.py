@@ -115,7 +115,7 @@ def resolve_checkpoint(ckpt_path: PathLike, run_dir: PathLike) -> Path:
         CheckpointError: nothing found there.
     """
     text = str(ckpt_path)
-    p = Path(run_dir) / BEST_NAME if text in ("best", "last") else Path(text)
+    p = Path(run_dir) / BEST_NAME if text == "best" else Path(text)
     if p.is_dir():
         p = p / BEST_NAME
     if not p.is_file():
