@@ -35,5 +35,7 @@ def test_probe_speed_report_applies_its_formula(tmp_path: Path) -> None:
     assert abs(x["ref_s"] - 2 * (30 * p["ref_train"] + 20 * p["ref_val"])) < 1e-6
     ours = 50 * p["ours_extract"] + 2 * (30 * p["ours_train"] + 20 * p["ours_val"])
     assert abs(x["ours_s"] - ours) < 1e-6
+    c = rep["per_image_cpu_s"]
+    assert abs(x["ref_cpu_s"] - 2 * (30 * c["ref_train"] + 20 * c["ref_val"])) < 1e-6
     w = rep["measured_whole_probe"]
     assert abs(w["ref_s"] - raw["ref_train"] - raw["ref_val"]) < 1e-9 and w["speedup"] > 0
