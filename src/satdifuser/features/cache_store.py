@@ -22,7 +22,6 @@ from satdifuser.features.atomic_io import (
     TMP_MARK,
     atomic_write_bytes,
     atomic_write_json,
-    sha256_file,
 )
 from satdifuser.features.cache_format import (
     INDEX_FILE,
@@ -31,25 +30,14 @@ from satdifuser.features.cache_format import (
     digest_name,
     feature_key,
     read_json,
-    read_safetensors_header,
     safetensors_bytes,
     shard_name,
 )
-from satdifuser.features.cache_key import fingerprint_differences
+from satdifuser.features.cache_index import damaged_shards, mismatch_error, write_index
 from satdifuser.features.cache_plan import CachePlan, check_disk, make_plan
 from satdifuser.features.distributed import RankInfo, all_ok, barrier, current_rank
 
 _TORCH_DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
-
-
-def mismatch_error(folder: Path, cached: CachePlan, asked: CachePlan) -> CacheMismatchError:
-    """The one-line error naming every field that differs between two plans."""
-    diffs = fingerprint_differences(cached.fingerprint, asked.fingerprint, cached.ids, asked.ids)
-    return CacheMismatchError(
-        f"feature cache {folder} was built with another configuration ({'; '.join(diffs)}); "
-        "choose another cache dir for this configuration or rebuild it "
-        "(--overwrite / overwrite=True)"
-    )
 
 
 @dataclass
@@ -129,7 +117,7 @@ class FeatureCacheBuilder:
                     raise mismatch_error(self.folder, existing, self.asked)
                 self.complete = name == INDEX_FILE
                 if self.complete:  # self-heal: shards deleted or resized since the index
-                    self.damaged = _damaged_shards(self.folder, data)
+                    self.damaged = damaged_shards(self.folder, data)
                     self.complete = not self.damaged
                 self.layout_adopted = (existing.shard_size, existing.batch_size) != (
                     self.asked.shard_size,
@@ -304,16 +292,6 @@ class FeatureCacheBuilder:
         atomic_write_bytes(self.folder / digest_name(k), f"{digest} {len(data)}\n".encode())
 
 
-def _damaged_shards(folder: Path, index: dict[str, Any]) -> list[int]:
-    """Shards listed in an index that are now missing or have another size."""
-    bad = []
-    for k, entry in enumerate(index.get("shards", [])):
-        path = folder / shard_name(k)
-        if not path.is_file() or path.stat().st_size != entry.get("bytes"):
-            bad.append(k)
-    return bad
-
-
 def _module_device(module: Any) -> torch.device:
     device = getattr(module, "device", None)  # FeatureExtractor: its (unregistered) backbone's
     if isinstance(device, torch.device):
@@ -354,54 +332,4 @@ def _fill(
         buffer[key][offset : offset + len(value)] = value
 
 
-def shard_digest(folder: Path, k: int) -> tuple[str, int]:
-    """(sha256, bytes) of shard ``k``: from its sidecar, or hashed (and the sidecar rewritten)."""
-    side, path = folder / digest_name(k), folder / shard_name(k)
-    size = path.stat().st_size
-    try:
-        sha, nbytes = side.read_text().split()
-        if int(nbytes) == size and len(sha) == 64:
-            return sha, size
-    except (OSError, ValueError):
-        pass
-    sha = sha256_file(path)
-    atomic_write_bytes(side, f"{sha} {size}\n".encode())
-    return sha, size
-
-
-def write_index(folder: Path, plan: CachePlan) -> dict[str, Any]:
-    """Write ``index.json`` (the completion mark) once every shard is present.
-
-    Raises:
-        DataFormatError: When shards disagree on tensor names, shapes or dtypes.
-    """
-    shards, layout = [], None
-    for k in range(plan.num_shards):
-        header, _ = read_safetensors_header(folder / shard_name(k))
-        start, stop = plan.shard_range(k)
-        tensors = {n: v for n, v in header.items() if n != "__metadata__"}
-        this = {n: [v["dtype"], list(v["shape"])[1:]] for n, v in sorted(tensors.items())}
-        rows = {int(v["shape"][0]) for v in tensors.values()}
-        if layout is None:
-            layout = this
-        if this != layout or rows != {stop - start}:
-            raise DataFormatError(
-                f"cache shard {folder / shard_name(k)} holds {this} x {rows} rows, expected "
-                f"{layout} x {stop - start}; rebuild the cache with --overwrite"
-            )
-        sha, size = shard_digest(folder, k)
-        shards.append(
-            {
-                "file": shard_name(k),
-                "start": start,
-                "count": stop - start,
-                "bytes": size,
-                "sha256": sha,
-            }
-        )
-    index = {**plan.to_json(), "complete": True, "shards": shards, "tensors": layout}
-    atomic_write_json(folder / INDEX_FILE, index)
-    return index
-
-
-__all__ = ["BuildReport", "FeatureCacheBuilder", "mismatch_error", "shard_digest", "write_index"]
+__all__ = ["BuildReport", "FeatureCacheBuilder"]
