@@ -219,3 +219,28 @@ def test_real_tile_layout_is_read(shared_data: Path) -> None:
     assert len(ds.images) == 9
     with Image.open(ds.images[0]) as im:
         assert min(im.size) * args.scale >= 128  # the default crop fits a scaled tile-8 image
+
+
+def test_per_image_summary_matches_whole_split_on_one_image() -> None:
+    scorer = WholeImageScorer(3, 255)
+    target = torch.tensor([[0, 2, 1, 255], [1, 1, 2, 0]])
+    pred = torch.tensor([[0, 2, 1, 2], [1, 0, 2, 0]])
+    scorer.update(pred, target, "img")
+    res = scorer.compute(["a", "b", "c"])
+    (one,) = res["per_image"]
+    assert one["id"] == "img" and one["pixels"] == res["pixels"] == 7
+    assert one["miou"] == pytest.approx(res["miou"])
+    assert one["overall_accuracy"] == pytest.approx(res["overall_accuracy"])
+
+
+def test_cli_reports_bad_tiles_as_one_line(
+    dubai_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from satdifuser.cli.main import main
+
+    args = ["--data", str(dubai_root), "--out", str(tmp_path / "o"), "--train-tiles", "1"]
+    code = main(["bench", "dubai", *args, "--val-tiles", "5", "--quick", "--models", "satdifuser"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1
+    assert "group 'tile_5'" in err and "tile_8" in err
+    assert not (tmp_path / "o").exists()  # nothing written on bad input

@@ -323,7 +323,7 @@ def run_arm(
                 len(DUBAI_CLASSES),
             )
             pred = to_native(logits, im.full_mask.shape)
-            scorer.update(pred, torch.from_numpy(im.full_mask).long())
+            scorer.update(pred, torch.from_numpy(im.full_mask).long(), im.id)
             if i < args.overlays:
                 panels.append(overlay_panel(im, pred))
     metrics = scorer.compute(DUBAI_CLASSES)
@@ -371,13 +371,13 @@ def run(argv: list[str]) -> int:
     torch.set_num_threads(args.threads)
     clock = PhaseClock()
     start = clock.start()
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     with clock("load_data"):
         train_ds = DubaiAerial(args.data, tiles=args.train_tiles, ignore_index=IGNORE)
         val_ds = DubaiAerial(args.data, tiles=args.val_tiles, ignore_index=IGNORE)
         train = load_scaled(train_ds, args.scale, keep_full=False, limit=args.train_limit)
         val = load_scaled(val_ds, args.scale, keep_full=True, limit=args.val_limit)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
     native = sum(int(v.full_mask.size) for v in val if v.full_mask is not None)
     print(
         f"data {train_ds.root}: {len(train)} train images (tiles {args.train_tiles}), "

@@ -315,8 +315,9 @@ class WholeImageScorer:
         self.confusion = torch.zeros(num_classes, num_classes, dtype=torch.int64)
         self.pixels = 0
         self.ignored = 0
+        self.per_image: list[dict[str, Any]] = []
 
-    def update(self, pred: Tensor, target: Tensor) -> None:
+    def update(self, pred: Tensor, target: Tensor, image_id: str = "") -> None:
         """Add one image: ``pred`` and ``target`` (H, W) of the same (native) size."""
         if pred.shape != target.shape:
             raise DataFormatError(
@@ -329,8 +330,10 @@ class WholeImageScorer:
         self.pixels += int(keep.sum())
         self.ignored += int((~keep).sum())
         k = self.num_classes
-        self.confusion += torch.bincount(t[keep] * k + p[keep], minlength=k * k).view(k, k)
+        conf = torch.bincount(t[keep] * k + p[keep], minlength=k * k).view(k, k)
+        self.confusion += conf
         self.metrics.update(pred[None].long(), target[None].long())
+        self.per_image.append({"id": image_id, **confusion_summary(conf)})
 
     def compute(self, class_names: Sequence[str]) -> dict[str, Any]:
         """Metrics: ``miou``, ``overall_accuracy``, ``mean_accuracy``, ``f1_macro``,
@@ -350,7 +353,23 @@ class WholeImageScorer:
         out["confusion"] = self.confusion.tolist()
         out["pixels"] = self.pixels
         out["ignored_pixels"] = self.ignored
+        out["per_image"] = self.per_image
         return out
+
+
+def confusion_summary(confusion: Tensor) -> dict[str, Any]:
+    """``pixels``, ``overall_accuracy`` and ``miou`` (over classes present in truth or prediction)
+    of one (K, K) confusion matrix; None when it is empty."""
+    conf = confusion.double()
+    total = float(conf.sum())
+    tp = conf.diag()
+    union = conf.sum(0) + conf.sum(1) - tp
+    present = union > 0
+    return {
+        "pixels": int(total),
+        "overall_accuracy": float(tp.sum() / total) if total else None,
+        "miou": float((tp[present] / union[present]).mean()) if bool(present.any()) else None,
+    }
 
 
 __all__ = [
@@ -359,6 +378,7 @@ __all__ = [
     "FusedSegmenter",
     "ScaledImage",
     "WholeImageScorer",
+    "confusion_summary",
     "load_scaled",
     "padded",
     "predict_whole",
