@@ -201,21 +201,27 @@ def budget_rows(labels: Tensor, budget: int | None) -> Tensor:
 
 @dataclass
 class Timer:
-    """Wall-clock seconds per named part (``with timer("extract"): ...``)."""
+    """Wall-clock and process CPU seconds per named part (``with timer("extract"): ...``).
+
+    CPU seconds (all threads of this process) do not grow when other jobs share the machine, so
+    they show the cost of a part even when wall-clock times are inflated by contention.
+    """
 
     seconds: dict[str, float] = field(default_factory=dict)
-    on_done: Callable[[str, float], None] | None = None
+    cpu_seconds: dict[str, float] = field(default_factory=dict)
+    on_done: Callable[[str, float, float], None] | None = None
 
     @contextmanager
     def __call__(self, name: str) -> Iterator[None]:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         try:
             yield
         finally:
-            dt = time.perf_counter() - t0
+            dt, dc = time.perf_counter() - t0, time.process_time() - c0
             self.seconds[name] = self.seconds.get(name, 0.0) + dt
+            self.cpu_seconds[name] = self.cpu_seconds.get(name, 0.0) + dc
             if self.on_done is not None:
-                self.on_done(name, dt)
+                self.on_done(name, dt, dc)
 
 
 def cpu_description() -> dict[str, Any]:

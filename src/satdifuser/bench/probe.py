@@ -321,8 +321,8 @@ class CNNConfig:
     """
 
     width: int = 16
-    epochs: int = 30
-    min_steps: int = 300
+    epochs: int = 15
+    min_steps: int = 150
     batch_size: int = 64
     lr: float = 2e-3
     weight_decay: float = 5e-4

@@ -64,11 +64,14 @@ def results_table(agg: Sequence[dict[str, Any]], section: str, budgets: Sequence
     return "\n".join(lines) + "\n"
 
 
-def timings_table(seconds: dict[str, float]) -> str:
-    """Markdown table of wall-clock seconds per part (and the total)."""
-    lines = ["| part | wall clock |", "|---|---|"]
+def timings_table(seconds: dict[str, float], cpu: dict[str, float] | None = None) -> str:
+    """Markdown table of wall-clock (and process CPU) seconds per part, and the total."""
+    cpu = cpu or {}
+    lines = ["| part | wall clock | CPU time (all threads) |", "|---|---|---|"]
     for name, s in seconds.items():
-        lines.append(f"| {name} | {s / 60:.1f} min ({s:.0f} s) |")
+        c = cpu.get(name)
+        shown = f"{c / 60:.1f} min" if c is not None else "-"
+        lines.append(f"| {name} | {s / 60:.1f} min ({s:.0f} s) | {shown} |")
     return "\n".join(lines) + "\n"
 
 
