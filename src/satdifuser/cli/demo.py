@@ -22,13 +22,18 @@ def build_parser() -> argparse.ArgumentParser:
         prog="satdifuser demo",
         description="End-to-end demo: the shipped diffusion backbone as a frozen feature "
         "extractor on EuroSAT (GW fusion + linear head on 200 labels per class, fixed test "
-        "split). About 10 minutes on 2 CPU cores.",
+        "split). A few minutes on an idle 2-core CPU.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--backbone", default="satdifuser-eurosat-tiny", help="name or folder")
     p.add_argument("--data", default=None, help="data root holding eurosat_rgb/ (or 2750/)")
-    p.add_argument("--no-download", action="store_true", help="never download EuroSAT")
+    p.add_argument(
+        "--download",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="download EuroSAT (90 MB) when no data root holds it (default: yes)",
+    )
     p.add_argument(
         "--out", default="satdifuser-demo", help="output folder (default ./satdifuser-demo)"
     )
@@ -71,7 +76,7 @@ def run(argv: list[str]) -> int:
     cfg = DemoConfig(
         backbone=args.backbone,
         data=args.data,
-        download=not args.no_download,
+        download=args.download,
         out=Path(args.out),
         budget=args.budget,
         fusion=args.fusion,
