@@ -169,3 +169,20 @@ def test_quick_bench_writes_results_and_appends_markdown(
     # features were cached once per extractor and split, and load back
     folders = sorted(p for p in (tmp_path / "cache").glob("*/*") if p.is_dir())
     assert folders and len(load_cache(folders[0]))
+
+
+def test_standardisation_uses_training_statistics_per_channel() -> None:
+    from satdifuser.bench.probe import FusionClassifier, channel_stats
+    from satdifuser.fusion import create_fusion
+
+    train = _separable(12, 0)
+    stats = channel_stats(train)
+    assert [tuple(m.shape) for m, _ in stats] == [(4,), (6,), (4,), (6,)]
+    fusion = create_fusion("concat", train.feature_info, projection_dim=4, num_groups=2)
+    model = FusionClassifier(fusion, 3, stats)
+    seen = []
+    fusion.register_forward_pre_hook(lambda mod, args: seen.append(args[0]))
+    model(train.batch(torch.arange(12)))
+    x = seen[0][1]
+    torch.testing.assert_close(x.mean(dim=(0, 2, 3)), torch.zeros(6), atol=1e-3, rtol=0)
+    torch.testing.assert_close(x.std(dim=(0, 2, 3)), torch.ones(6), atol=1e-3, rtol=0)

@@ -56,6 +56,10 @@ class ProbeConfig:
             validation accuracy is tested.
         num_experts: MoE experts per scale.
         top_k: MoE experts per sample after the warm-up.
+        standardize: Standardise every input channel with the mean and std of the labelled
+            training rows (a fixed affine map in front of the fuser). Raw diffusion maps differ
+            in scale by orders of magnitude between taps; without it the fusers train poorly in
+            few epochs (measured: concat 31% -> 59%, GW 60% -> 66% on an early checkpoint).
     """
 
     fusion: str = "global_weighted"
@@ -72,6 +76,7 @@ class ProbeConfig:
     eval_every: int = 5
     num_experts: int = 4
     top_k: int = 2
+    standardize: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict (for result files)."""
@@ -138,16 +143,42 @@ def fusion_kwargs(cfg: ProbeConfig, total_steps: int) -> dict[str, Any]:
 
 
 class FusionClassifier(nn.Module):
-    """Fusion then :class:`LinearHead` (sum over scales, global pooling, ``Linear``)."""
+    """Optional per-channel standardisation, fusion, then :class:`LinearHead`.
 
-    def __init__(self, fusion: BaseFusion, num_classes: int) -> None:
+    Args:
+        fusion: The fuser.
+        num_classes: Number of classes K.
+        stats: Per input map ``(mean, std)`` of shape (C,), or None (no standardisation).
+    """
+
+    def __init__(
+        self, fusion: BaseFusion, num_classes: int, stats: list[tuple[Tensor, Tensor]] | None = None
+    ) -> None:
         super().__init__()
         self.fusion = fusion
         self.head = LinearHead(list(fusion.out_channels), num_classes)
+        self.standardize = stats is not None
+        for i, (mean, std) in enumerate(stats or []):
+            self.register_buffer(f"mean{i}", mean.float().view(1, -1, 1, 1))
+            self.register_buffer(f"std{i}", std.float().view(1, -1, 1, 1))
 
     def forward(self, features: list[Tensor]) -> Tensor:
         """Logits (B, K)."""
+        if self.standardize:
+            features = [
+                (f - getattr(self, f"mean{i}")) / getattr(self, f"std{i}")
+                for i, f in enumerate(features)
+            ]
         return self.head(self.fusion(features))
+
+
+def channel_stats(data: FeatureSet) -> list[tuple[Tensor, Tensor]]:
+    """Per map, the mean and std (clamped at 1e-6) of every channel over rows and pixels."""
+    out = []
+    for m in data.maps:
+        x = m.float()
+        out.append((x.mean(dim=(0, 2, 3)), x.std(dim=(0, 2, 3)).clamp_min(1e-6)))
+    return out
 
 
 def epochs_for(n: int, epochs: int, batch_size: int, min_steps: int) -> int:
@@ -195,7 +226,8 @@ def train_fusion_probe(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         fusion = create_fusion(cfg.fusion, train.feature_info, **fusion_kwargs(cfg, steps))
-        model = FusionClassifier(fusion, k)
+        stats = channel_stats(train) if cfg.standardize and len(train) > 1 else None
+        model = FusionClassifier(fusion, k, stats)
         gen = torch.Generator().manual_seed(seed)
         opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         best, best_acc, best_epoch = None, -1.0, -1
@@ -406,6 +438,7 @@ __all__ = [
     "FusionClassifier",
     "ProbeConfig",
     "ProbeResult",
+    "channel_stats",
     "epochs_for",
     "fusion_kwargs",
     "linear_probe",
