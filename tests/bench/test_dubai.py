@@ -80,6 +80,7 @@ def test_quick_run_scores_every_labelled_native_pixel(dubai_root: Path, tmp_path
         assert np.isclose(m["overall_accuracy"], np.trace(conf) / conf.sum(), atol=1e-6)
         assert (out / f"overlay_{name}.png").stat().st_size > 0
         assert r["seconds"]["train"]["cpu_s"] > 0 and len(r["train"]["losses"]) == 2
+    assert not (out / "results.partial.json").exists()
     md = (out / "results.md").read_text()
     assert "satdifuser bench dubai --data" in md and "| satdifuser |" in md
 

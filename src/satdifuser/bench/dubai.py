@@ -404,9 +404,12 @@ def run(argv: list[str]) -> int:
     }
     for name in args.model_list:
         results["models"][name] = run_arm(name, args, train, val, out)
+        # keep finished arms if a later one dies; results.json is written once, at the end
+        atomic_write_json(out / "results.partial.json", results)
     clock.stop("total", start)
     atomic_write_text(out / "results.md", markdown_section(results))
     atomic_write_json(out / "results.json", results)
+    (out / "results.partial.json").unlink(missing_ok=True)
     print(markdown_section(results))
     print(
         f"wrote {out / 'results.json'}, {out / 'results.md'} and PNGs "
