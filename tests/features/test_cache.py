@@ -160,6 +160,19 @@ def test_size_over_budget_is_refused_before_writing(tmp_path: Path) -> None:
     assert not (tmp_path / "c").exists()
 
 
+def test_size_over_free_disk_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+    from collections import namedtuple
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: usage(10**6, 10**6 - 1000, 1000))
+    b = FeatureCacheBuilder(ToyDataset(10), FakeExtractor(), tmp_path / "c", batch_size=3)
+    with pytest.raises(
+        InsufficientDiskError, match=r"14\.16 kB still to write exceeds the 1\.00 kB free"
+    ):
+        b.prepare()
+
+
 def test_verify_detects_an_altered_shard(tmp_path: Path) -> None:
     _build(tmp_path / "c")
     verify_cache(tmp_path / "c", full=True)
