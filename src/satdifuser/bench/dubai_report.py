@@ -110,7 +110,8 @@ def markdown_section(results: dict[str, Any]) -> str:
         f"- Setup: images x{o['scale']}, training crops {o['crop']} px from {o['window']} px "
         f"feature windows, {o['steps']} steps x {o['batch_size']} crops, AdamW lr {o['lr']}, "
         f"seed {o['seed']}; eval sliding window {o['window']} px, overlap {o['overlap']}; "
-        f"GW fusion (projection {o['projection_dim']}, bottleneck {o['bottleneck_dim']}) + "
+        f"GW fusion (projection {o['projection_dim']}, bottleneck {o['bottleneck_dim']}, "
+        f"{o['fusion_groups']} GN groups) + "
         f"UPerNet ({o['head_channels']} ch); maps of stride >= {o['min_stride']}",
     ]
     for name, r in results["models"].items():
