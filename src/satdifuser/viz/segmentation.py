@@ -69,7 +69,9 @@ def segmentation_panels_figure(
     k = len(class_names)
     palette = list(colors) if colors is not None else [_TAB20[i % 20] for i in range(k)]
     cmap = ListedColormap([*palette[:k], "#000000"])
-    fig = Figure(figsize=(9.0, 3.0 * n + 0.6), layout="constrained")
+    h, w = targets[0].shape[-2:]
+    row = min(6.0, max(1.5, 3.0 * h / max(w, 1)))  # panels 3 in wide, keep the aspect
+    fig = Figure(figsize=(9.0, row * n + 0.8), layout="constrained")
     grid = fig.subplots(n, 3, squeeze=False)
     for r in range(n):
         img = images[r].detach().float().cpu().clamp(0, 1)
