@@ -204,3 +204,12 @@ def test_deleted_or_truncated_shards_of_a_complete_cache_are_rebuilt(tmp_path: P
     b = _build(tmp_path / "c", extractor=ex)
     assert b.damaged == [0, 2] and ex.calls == 3  # batches of 3: shard 0 (4 rows) 2, shard 2 1
     assert _files(tmp_path / "c") == _files(tmp_path / "ref")
+
+
+def test_auto_shard_size_splits_a_small_split_into_enough_shards_for_ranks(tmp_path: Path) -> None:
+    from satdifuser.features.cache_plan import MIN_SHARDS
+
+    b = FeatureCacheBuilder(ToyDataset(40), FakeExtractor(), tmp_path / "c", batch_size=4)
+    b.prepare()
+    assert b.plan.shard_size == 3  # ceil(40 / 16): the bytes budget alone would give one shard
+    assert b.plan.num_shards == 14 and b.plan.num_shards >= MIN_SHARDS - 2

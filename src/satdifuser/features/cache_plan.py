@@ -25,6 +25,10 @@ from satdifuser.features.spec import FeatureInfo
 DEFAULT_SHARD_BYTES = 256 * 2**20
 """Target shard size (256 MiB) when ``shard_size`` is not given."""
 
+MIN_SHARDS = 16
+"""Auto sizing splits a split into at least this many shards (when it has as many samples), so
+that ranks share the work evenly; the layout never depends on the number of ranks."""
+
 TARGET_KEYS = ("label", "mask")
 """Sample keys stored next to the features."""
 
@@ -251,7 +255,8 @@ def make_plan(
         t = torch.as_tensor(sample[k])
         per += t.numel() * t.element_size()
     if shard_size is None:
-        shard_size = max(1, DEFAULT_SHARD_BYTES // max(1, per))
+        by_bytes = DEFAULT_SHARD_BYTES // max(1, per)
+        shard_size = max(1, min(by_bytes, math.ceil(len(ids) / MIN_SHARDS)))
     shard_size = min(shard_size, len(ids))
     return CachePlan(
         fingerprint=fingerprint,
