@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import torch
 from torch import Tensor
 
 from satdifuser.errors import ConfigError, InputError
@@ -87,4 +88,62 @@ def check_labels(
     )
 
 
-__all__ = ["check_datamodule", "check_labels"]
+def batch_tensor(batch: dict[str, Any], key: str, needs: str) -> Tensor:
+    """``batch[key]`` as a tensor.
+
+    Args:
+        batch: The batch dict.
+        key: ``label`` or ``mask``.
+        needs: What the data module must yield, for the error
+            (``"a classification data module must yield label (B,) class ids"``).
+
+    Raises:
+        InputError: the batch has no ``key`` (the message lists the keys it has).
+    """
+    if key not in batch:
+        raise InputError(f"batch has no {key!r} (keys: {sorted(batch)}); {needs}")
+    return torch.as_tensor(batch[key])
+
+
+def class_id_target(
+    batch: dict[str, Any],
+    key: str,
+    shape: str,
+    *,
+    kind: str,
+    task_name: str,
+    num_classes: int,
+    ignore_index: int | None,
+    hint: str = "",
+) -> Tensor:
+    """``batch[key]`` as int64 class ids, range-checked with :func:`check_labels`.
+
+    Args:
+        batch: The batch dict.
+        key: ``label`` (classification) or ``mask`` (segmentation).
+        shape: The expected shape, ``"(B,)"`` or ``"(B, H, W)"``; a singleton dimension after
+            ``B`` (``(B, 1)``, ``(B, 1, H, W)``) is dropped.
+        kind: The task kind named in the missing-key error (``classification``).
+        task_name: The task class named in the shape error.
+        num_classes: Valid ids are ``[0, num_classes)``.
+        ignore_index: Id left out of the range check, or None.
+        hint: Text appended to the shape error.
+
+    Raises:
+        InputError: missing key, wrong shape or dtype, or ids out of range.
+    """
+    ndim = len(shape.strip("()").replace(",", " ").split())  # "(B,)" -> 1, "(B, H, W)" -> 3
+    y = batch_tensor(batch, key, f"a {kind} data module must yield {key} {shape} class ids")
+    if y.ndim == ndim + 1 and y.shape[1] == 1:
+        y = y[:, 0]
+    if y.ndim != ndim or y.dtype.is_floating_point:
+        raise InputError(
+            f"batch {key} has shape {tuple(y.shape)} dtype {y.dtype}; {task_name} needs "
+            f"{shape} integer class ids{hint}"
+        )
+    y = y.long()
+    check_labels(y, batch, key, num_classes, ignore_index)
+    return y
+
+
+__all__ = ["batch_tensor", "check_datamodule", "check_labels", "class_id_target"]

@@ -10,6 +10,7 @@ from torchmetrics import MetricCollection
 
 from satdifuser.errors import ConfigError, InputError
 from satdifuser.tasks.base import BaseTask, FusionFactory, HeadFactory
+from satdifuser.tasks.checks import batch_tensor, class_id_target
 from satdifuser.tasks.losses import MulticlassLossFn, MultilabelLossFn
 from satdifuser.tasks.metrics import classification_metrics, multilabel_metrics
 
@@ -66,22 +67,11 @@ class ClassificationTask(BaseTask):
 
     def target_of(self, batch: dict[str, Any]) -> Tensor:
         """``batch["label"]`` as (B,) int64, range-checked."""
-        if "label" not in batch:
-            raise InputError(
-                f"batch has no 'label' (keys: {sorted(batch)}); a classification "
-                "data module must yield label (B,) class ids"
-            )
-        y = torch.as_tensor(batch["label"])
-        if y.ndim == 2 and y.shape[1] == 1:
-            y = y[:, 0]
-        if y.ndim != 1 or y.dtype.is_floating_point:
-            raise InputError(
-                f"batch label has shape {tuple(y.shape)} dtype {y.dtype}; ClassificationTask "
-                "needs (B,) integer class ids (multi-hot labels: MultiLabelClassificationTask)"
-            )
-        y = y.long()
-        self.check_labels(y, batch, "label")
-        return y
+        return class_id_target(
+            batch, "label", "(B,)", kind="classification", task_name="ClassificationTask",
+            num_classes=self.num_classes, ignore_index=self.ignore_index,
+            hint=" (multi-hot labels: MultiLabelClassificationTask)",
+        )  # fmt: skip
 
 
 class MultiLabelClassificationTask(BaseTask):
@@ -139,12 +129,8 @@ class MultiLabelClassificationTask(BaseTask):
 
     def target_of(self, batch: dict[str, Any]) -> Tensor:
         """``batch["label"]`` as (B, K) 0/1 int64; the width must equal ``num_classes``."""
-        if "label" not in batch:
-            raise InputError(
-                f"batch has no 'label' (keys: {sorted(batch)}); a multi-label data "
-                "module must yield label (B, K) multi-hot vectors"
-            )
-        y = torch.as_tensor(batch["label"])
+        needs = "a multi-label data module must yield label (B, K) multi-hot vectors"
+        y = batch_tensor(batch, "label", needs)
         if y.ndim != 2:
             raise InputError(
                 f"batch label has shape {tuple(y.shape)}; MultiLabelClassificationTask needs "

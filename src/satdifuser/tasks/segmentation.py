@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Literal
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torchmetrics import MetricCollection
 
-from satdifuser.errors import ConfigError, InputError
+from satdifuser.errors import ConfigError
 from satdifuser.tasks.base import BaseTask, FusionFactory, HeadFactory
+from satdifuser.tasks.checks import class_id_target
 from satdifuser.tasks.losses import MulticlassLossFn
 from satdifuser.tasks.metrics import segmentation_metrics
 
@@ -81,22 +81,10 @@ class SegmentationTask(BaseTask):
 
     def target_of(self, batch: dict[str, Any]) -> Tensor:
         """``batch["mask"]`` as (B, H, W) int64, range-checked."""
-        if "mask" not in batch:
-            raise InputError(
-                f"batch has no 'mask' (keys: {sorted(batch)}); a segmentation data "
-                "module must yield mask (B, H, W) class ids"
-            )
-        y = torch.as_tensor(batch["mask"])
-        if y.ndim == 4 and y.shape[1] == 1:
-            y = y[:, 0]
-        if y.ndim != 3 or y.dtype.is_floating_point:
-            raise InputError(
-                f"batch mask has shape {tuple(y.shape)} dtype {y.dtype}; SegmentationTask needs "
-                "(B, H, W) integer class ids"
-            )
-        y = y.long()
-        self.check_labels(y, batch, "mask")
-        return y
+        return class_id_target(
+            batch, "mask", "(B, H, W)", kind="segmentation", task_name="SegmentationTask",
+            num_classes=self.num_classes, ignore_index=self.ignore_index,
+        )  # fmt: skip
 
     def logits(self, batch: dict[str, Any], target: Tensor | None) -> Tensor:
         """Logits at the mask size (the image size without a mask); sliding in evaluation."""
