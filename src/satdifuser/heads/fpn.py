@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Literal
 
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from satdifuser.errors import ConfigError
 from satdifuser.heads.base import HEADS, BaseHead, resize_logits
 from satdifuser.heads.conv_norm import ConvNormAct
+from satdifuser.heads.pyramid import dropout_and_classifier, top_down_add, upsample_to
 
 
 @HEADS.register("fpn")
@@ -50,27 +50,18 @@ class FPNHead(BaseHead):
             ConvNormAct(channels, channels, 3, norm=norm, num_groups=num_groups)
             for _ in self.in_channels
         )
-        self.dropout = nn.Dropout2d(dropout) if dropout > 0 else nn.Identity()
-        self.conv_seg = nn.Conv2d(channels, self.num_classes, 1)
-        nn.init.normal_(self.conv_seg.weight, std=0.01)
-        nn.init.zeros_(self.conv_seg.bias)
+        self.dropout, self.conv_seg = dropout_and_classifier(channels, self.num_classes, dropout)
 
     def forward(
         self, features: list[Tensor], output_size: tuple[int, int] | None = None
     ) -> Tensor:
         """Logits ``(B, K, *output_size)``, or at the finest map's size when it is None."""
         feats = self._check(features)
-        levels = [lat(f) for lat, f in zip(self.lateral_convs, feats, strict=True)]
-        for i in range(len(levels) - 1, 0, -1):
-            levels[i - 1] = levels[i - 1] + F.interpolate(
-                levels[i], size=levels[i - 1].shape[-2:], mode="bilinear", align_corners=False
-            )
+        levels = top_down_add([lat(f) for lat, f in zip(self.lateral_convs, feats, strict=True)])
         size = levels[0].shape[-2:]
         total = None
         for conv, x in zip(self.fpn_convs, levels, strict=True):
-            y = conv(x)
-            if y.shape[-2:] != size:
-                y = F.interpolate(y, size=size, mode="bilinear", align_corners=False)
+            y = upsample_to(conv(x), size)
             total = y if total is None else total + y
         assert total is not None
         return resize_logits(self.conv_seg(self.dropout(total)), output_size)

@@ -6,18 +6,12 @@ from collections.abc import Sequence
 from typing import Literal
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from satdifuser.errors import ConfigError
 from satdifuser.heads.base import HEADS, BaseHead, resize_logits
 from satdifuser.heads.conv_norm import ConvNormAct
-
-
-def _up(x: Tensor, size: torch.Size | tuple[int, ...]) -> Tensor:
-    if tuple(x.shape[-2:]) == tuple(size):
-        return x
-    return F.interpolate(x, size=tuple(size), mode="bilinear", align_corners=False)
+from satdifuser.heads.pyramid import dropout_and_classifier, top_down_add, upsample_to
 
 
 @HEADS.register("upernet")
@@ -77,10 +71,7 @@ class UPerNetHead(BaseHead):
         self.lateral_convs = nn.ModuleList(cna(c, channels, 1) for c in self.in_channels[:-1])
         self.fpn_convs = nn.ModuleList(cna(channels, channels, 3) for _ in self.in_channels[:-1])
         self.fpn_bottleneck = cna(len(self.in_channels) * channels, channels, 3)
-        self.dropout = nn.Dropout2d(dropout) if dropout > 0 else nn.Identity()
-        self.conv_seg = nn.Conv2d(channels, self.num_classes, 1)
-        nn.init.normal_(self.conv_seg.weight, std=0.01)
-        nn.init.zeros_(self.conv_seg.bias)
+        self.dropout, self.conv_seg = dropout_and_classifier(channels, self.num_classes, dropout)
 
     def forward(
         self, features: list[Tensor], output_size: tuple[int, int] | None = None
@@ -88,15 +79,14 @@ class UPerNetHead(BaseHead):
         """Logits ``(B, K, *output_size)``, or at the finest map's size when it is None."""
         feats = self._check(features)
         coarse = feats[-1]
-        pooled = [_up(branch(coarse), coarse.shape[-2:]) for branch in self.ppm]
+        pooled = [upsample_to(branch(coarse), coarse.shape[-2:]) for branch in self.ppm]
         levels = [lat(f) for lat, f in zip(self.lateral_convs, feats[:-1], strict=True)]
         levels.append(self.ppm_bottleneck(torch.cat([coarse, *pooled], dim=1)))
-        for i in range(len(levels) - 1, 0, -1):
-            levels[i - 1] = levels[i - 1] + _up(levels[i], levels[i - 1].shape[-2:])
+        top_down_add(levels)
         outs = [conv(x) for conv, x in zip(self.fpn_convs, levels[:-1], strict=True)]
         outs.append(levels[-1])
         size = outs[0].shape[-2:]
-        fused = self.fpn_bottleneck(torch.cat([_up(o, size) for o in outs], dim=1))
+        fused = self.fpn_bottleneck(torch.cat([upsample_to(o, size) for o in outs], dim=1))
         return resize_logits(self.conv_seg(self.dropout(fused)), output_size)
 
 
