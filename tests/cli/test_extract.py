@@ -7,13 +7,14 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import torch
 
+from ddp_launch import folder_bytes
 from fixtures.eurosat import make as fx
+from one_thread import _one_thread  # noqa: F401 (autouse fixture)
 from satdifuser.cli.main import main
 from satdifuser.features.cache import CachedFeatureDataset
 from satdifuser.features.extractor import FeatureExtractor
@@ -21,21 +22,9 @@ from satdifuser.features.extractor import FeatureExtractor
 ARGS = ["--backbone", "tiny-pixel", "--timesteps", "21,61", "--no-progress", "--threads", "1"]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return fx.make(tmp_path_factory.mktemp("eurosat"))
-
-
-def _files(folder: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
 
 
 def _extract(root: Path, cache: Path, *extra: str) -> int:
@@ -104,7 +93,7 @@ def test_extract_killed_with_sigkill_resumes_to_an_identical_cache(
     shards = sorted((cache / "all").glob("shard-*.safetensors"))
     assert not (cache / "all" / "index.json").exists() and 1 <= len(shards) < 25
     assert _extract(root, cache, *common) == 0
-    assert _files(cache / "all") == _files(tmp_path / "ref" / "all")
+    assert folder_bytes(cache / "all") == folder_bytes(tmp_path / "ref" / "all")
 
 
 def test_extract_from_a_fit_config_is_reused_by_fit(root: Path, tmp_path: Path) -> None:

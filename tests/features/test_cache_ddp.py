@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from ddp_launch import folder_bytes, free_port
 from fixtures.eurosat import make as fx
 from satdifuser.data.datamodule import EuroSATDataModule
 from satdifuser.features.cache import CachedDataModule
@@ -19,23 +19,13 @@ from satdifuser.features.extractor import FeatureExtractor
 SCRIPT = Path(__file__).with_name("cache_ddp_fit.py")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _files(folder: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
-
-
 @pytest.mark.slow  # ~40 s: three interpreters importing Lightning on a 2-core machine
 def test_two_process_ddp_fit_trains_from_the_single_process_cache(tmp_path: Path) -> None:
     root = fx.make(tmp_path / "data")
     out = tmp_path / "out"
     out.mkdir()
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-           "--master_addr", "127.0.0.1", "--master_port", str(_free_port()),
+           "--master_addr", "127.0.0.1", "--master_port", str(free_port()),
            str(SCRIPT), str(root), str(tmp_path / "ddp"), str(out)]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).parents[1])}
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
@@ -55,4 +45,4 @@ def test_two_process_ddp_fit_trains_from_the_single_process_cache(tmp_path: Path
     )
     one.setup("fit")
     for split in ("train", "val"):
-        assert _files(tmp_path / "ddp" / split) == _files(tmp_path / "one" / split)
+        assert folder_bytes(tmp_path / "ddp" / split) == folder_bytes(tmp_path / "one" / split)

@@ -1,11 +1,3 @@
 """Task tests run single-threaded (the machine is shared)."""
 
-from __future__ import annotations
-
-import pytest
-import torch
-
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> None:
-    torch.set_num_threads(1)
+from one_thread import _one_thread  # noqa: F401 (autouse fixture)
