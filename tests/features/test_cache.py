@@ -213,3 +213,23 @@ def test_auto_shard_size_splits_a_small_split_into_enough_shards_for_ranks(tmp_p
     b.prepare()
     assert b.plan.shard_size == 3  # ceil(40 / 16): the bytes budget alone would give one shard
     assert b.plan.num_shards == 14 and b.plan.num_shards >= MIN_SHARDS - 2
+
+
+def test_same_weights_under_another_backbone_name_reuse_the_cache(tmp_path: Path) -> None:
+    first = FakeExtractor()
+    first.backbone_name = "satdifuser-eurosat-tiny"
+    _build(tmp_path / "c", extractor=first)
+    again = FakeExtractor()
+    again.backbone_name = "src/satdifuser/weights/satdifuser-eurosat-tiny"  # same weights, a path
+    b = _build(tmp_path / "c", extractor=again)
+    assert again.calls == 0 and b.plan.fingerprint["backbone"] == first.backbone_name
+
+
+def test_other_weights_are_refused_naming_both_backbones(tmp_path: Path) -> None:
+    first = FakeExtractor()
+    first.backbone_name = "model-a"
+    _build(tmp_path / "c", extractor=first)
+    other = FakeExtractor(seed=1)
+    other.backbone_name = "model-b"
+    with pytest.raises(CacheMismatchError, match=r"model-a.*model-b"):
+        _build(tmp_path / "c", extractor=other)

@@ -21,6 +21,7 @@ from satdifuser.features.cache_format import (
     read_safetensors_header,
 )
 from satdifuser.features.cache_index import mismatch_error
+from satdifuser.features.cache_key import same_features
 from satdifuser.features.cache_plan import CachePlan
 from satdifuser.features.spec import FeatureInfo
 
@@ -121,7 +122,7 @@ class CachedFeatureDataset(Dataset):
         self.folder = Path(folder)
         index = verify_cache(self.folder)
         self.plan = CachePlan.from_json(index, self.folder / INDEX_FILE)
-        if expected is not None and expected.fingerprint != self.plan.fingerprint:
+        if expected is not None and not same_features(expected.fingerprint, self.plan.fingerprint):
             raise mismatch_error(self.folder, self.plan, expected)
         if output_dtype not in _OUT:
             raise ValueError(f"output_dtype {output_dtype!r}: choose one of {sorted(_OUT)}")

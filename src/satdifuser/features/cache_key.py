@@ -93,9 +93,25 @@ def build_fingerprint(
     return json.loads(json.dumps(fp))
 
 
+MESSAGE_FIELDS = frozenset({"backbone"})
+"""Fingerprint fields kept for messages only: the readable backbone name (a registry name or a
+folder path of the same weights) never decides whether two caches are interchangeable; the
+extractor identity already holds the weights' content id."""
+
+
+def comparable(fingerprint: Mapping[str, object]) -> dict[str, object]:
+    """The fields of ``fingerprint`` that decide whether caches are interchangeable."""
+    return {k: v for k, v in fingerprint.items() if k not in MESSAGE_FIELDS}
+
+
+def same_features(a: Mapping[str, object], b: Mapping[str, object]) -> bool:
+    """True when caches with fingerprints ``a`` and ``b`` hold the same features."""
+    return comparable(a) == comparable(b)
+
+
 def fingerprint_digest(fingerprint: Mapping[str, object]) -> str:
-    """Short stable hash of a fingerprint (the cache key)."""
-    payload = json.dumps(fingerprint, sort_keys=True, separators=(",", ":"))
+    """Short stable hash of a fingerprint (the cache key; message-only fields excluded)."""
+    payload = json.dumps(comparable(fingerprint), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(payload.encode()).hexdigest()[:20]
 
 
@@ -114,7 +130,7 @@ def fingerprint_differences(
     diffs = []
     for name in list(dict.fromkeys([*cached, *asked])):
         a, b = cached.get(name), asked.get(name)
-        if a == b:
+        if a == b or (name in MESSAGE_FIELDS and cached.get("extractor") == asked.get("extractor")):
             continue
         if name == "sample_ids":
             text = "sample ids differ"

@@ -34,6 +34,7 @@ from satdifuser.features.cache_format import (
     shard_name,
 )
 from satdifuser.features.cache_index import damaged_shards, mismatch_error, write_index
+from satdifuser.features.cache_key import same_features
 from satdifuser.features.cache_plan import CachePlan, check_disk, make_plan
 from satdifuser.features.distributed import RankInfo, all_ok, barrier, current_rank
 
@@ -113,7 +114,7 @@ class FeatureCacheBuilder:
             if path.is_file():
                 data = read_json(path)
                 existing = CachePlan.from_json(data, path)
-                if existing.fingerprint != self.asked.fingerprint:
+                if not same_features(existing.fingerprint, self.asked.fingerprint):
                     raise mismatch_error(self.folder, existing, self.asked)
                 self.complete = name == INDEX_FILE
                 if self.complete:  # self-heal: shards deleted or resized since the index
