@@ -186,3 +186,32 @@ def test_standardisation_uses_training_statistics_per_channel() -> None:
     x = seen[0][1]
     torch.testing.assert_close(x.mean(dim=(0, 2, 3)), torch.zeros(6), atol=1e-3, rtol=0)
     torch.testing.assert_close(x.std(dim=(0, 2, 3)), torch.ones(6), atol=1e-3, rtol=0)
+
+
+def test_include_runs_merges_an_earlier_run_of_the_other_parts(
+    eurosat_root: Path, tmp_path: Path
+) -> None:
+    base = [
+        "--backbone", "tiny-pixel", "--data", str(eurosat_root), "--quick", "--seeds", "0",
+        "--fusions", "gw", "--cache-dir", str(tmp_path / "cache"), "--append-md", "none",
+        "--no-progress", "--threads", "1",
+    ]  # fmt: skip
+    assert run([*base, "--parts", "cnn", "--out", str(tmp_path / "a")]) == 0
+    earlier = tmp_path / "a" / "results.json"
+    argv = [*base, "--parts", "satdifuser", "--out", str(tmp_path / "b"), "--include-runs",
+            str(earlier)]  # fmt: skip
+    assert run(argv) == 0
+    result = json.loads((tmp_path / "b" / "results.json").read_text())
+    cnn = [r for r in result["runs"] if r["section"] == "cnn"]
+    assert cnn and all(r["included_from"].endswith("--parts cnn --out " + str(tmp_path / "a"))
+                       for r in cnn)  # fmt: skip
+    assert {r["section"] for r in result["runs"]} == {"satdifuser", "cnn"}
+    assert "earlier run: small CNN" in result["seconds"]
+    md = (tmp_path / "b" / "results.md").read_text()
+    assert "taken from an earlier run" in md and "(iv) small CNN" in md
+    with pytest.raises(ConfigError, match="its pool 4 differs from this run's 2"):
+        run([*base, "--parts", "satdifuser", "--pool", "2", "--out", str(tmp_path / "c"),
+             "--include-runs", str(earlier)])  # fmt: skip
+    with pytest.raises(ConfigError, match="holds no rows outside this run's parts"):
+        run([*base, "--parts", "cnn", "--out", str(tmp_path / "d"), "--include-runs",
+             str(earlier)])  # fmt: skip

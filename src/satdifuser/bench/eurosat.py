@@ -38,6 +38,7 @@ from satdifuser.bench.common import (
     cpu_description,
     default_cache_root,
 )
+from satdifuser.bench.merge import earlier_rows
 from satdifuser.bench.probe import (
     CNNConfig,
     ProbeConfig,
@@ -124,6 +125,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="markdown file to append the results section to (default docs/BENCHMARKS.md when "
         "./docs exists and --quick is off; 'none' disables)",
     )
+    p.add_argument("--include-runs", default=None, metavar="RESULTS_JSON",
+                   help="take the rows of the parts not run now from an earlier run's "
+                   "results.json (same recipe required)")
     p.add_argument("--batch-size", type=int, default=32, help="extraction batch size")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: all)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -172,8 +176,21 @@ class Bench:
         self.class_names: list[str] = []
         self.taps: list[str] = []
         self.sizes = ""
+        self.included: list[dict[str, Any]] = []
+        self.earlier: dict[str, Any] | None = None
+        if args.include_runs:
+            self.included, self.earlier = earlier_rows(args.include_runs, self.recipe(),
+                                                       self.parts)  # fmt: skip
 
     # ----------------------------------------------------------------------------- helpers
+    def recipe(self) -> dict[str, Any]:
+        """Settings that every row depends on (checked by ``--include-runs``)."""
+        a = self.args
+        return {"budgets": self.budgets, "seeds": self.seeds, "quick": bool(a.quick),
+                "probe_config": self.probe.to_dict(), "cnn_config": self.cnn.to_dict(),
+                "pool": a.pool, "timesteps": self.timesteps, "random_seed": a.random_seed,
+                "effnet_size": a.effnet_size, "effnet_pool": a.effnet_pool}  # fmt: skip
+
     def log(self, text: str) -> None:
         print(text, flush=True)
 
@@ -248,6 +265,11 @@ class Bench:
         with self.timer("load data"):
             data = self.datasets()
         self.sizes = ", ".join(f"{k} {len(v)} images" for k, v in data.items())
+        if self.earlier is not None and self.earlier.get("sizes", self.sizes) != self.sizes:
+            raise ConfigError(
+                f"--include-runs: the earlier run used {self.earlier['sizes']}, this one "
+                f"{self.sizes}; use the same data and budgets"
+            )
         self.log(
             f"EuroSAT: train {len(data['train'])}, val {len(data['val'])}, test "
             f"{len(data['test'])} images from {data['train'].split_source}; feature cache "
@@ -300,6 +322,11 @@ class Bench:
             self.small_cnn(data)
         self.timer.seconds["total"] = time.perf_counter() - t_start
         self.timer.cpu_seconds["total"] = time.process_time() - c_start
+        if self.earlier is not None:
+            self.rows.extend(self.included)
+            for key in ("seconds", "cpu_seconds"):
+                for name, v in self.earlier.get(key, {}).items():
+                    getattr(self.timer, key)[f"earlier run: {name}"] = v
         return self.finish(info)
 
     def reuse(self, method: str, label: str, budgets: Sequence[int]) -> bool:
@@ -386,15 +413,10 @@ class Bench:
             "command": command,
             "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             "machine": cpu_description(),
-            "budgets": self.budgets,
-            "seeds": self.seeds,
-            "quick": bool(self.args.quick),
+            **self.recipe(),
             "sizes": self.sizes,
-            "probe_config": self.probe.to_dict(),
-            "cnn_config": self.cnn.to_dict(),
-            "pool": self.args.pool,
-            "timesteps": self.timesteps,
             "ablation_timesteps": self.ablation_timesteps,
+            "included_from": self.earlier.get("command") if self.earlier else None,
             **info,
             "seconds": self.timer.seconds,
             "cpu_seconds": self.timer.cpu_seconds,
@@ -415,6 +437,14 @@ class Bench:
             self.log(f"appended the results section to {path}")
         self.log(f"results: {self.out / 'results.json'} and {self.out / 'results.md'}")
         return result
+
+    def included_line(self) -> list[str]:
+        if self.earlier is None:
+            return []
+        sections = sorted({r["section"] for r in self.included})
+        return [f"Rows of {', '.join(sections)} are taken from an earlier run with the same "
+                f"recipe (`--include-runs`): `{self.earlier.get('command', '?')}` "
+                f"({self.earlier.get('date', '?')}).  "]  # fmt: skip
 
     def notes(self, result: dict[str, Any]) -> list[str]:
         """What the rows mean and where the recipe deviates from the paper."""
@@ -452,6 +482,7 @@ class Bench:
             f"## EuroSAT benchmark, {result['date']}",
             "",
             f"Command: `{result['command']}`  ",
+            *self.included_line(),
             f"Machine: {m['cpu']}, {m['cores']} logical cores, torch {m['torch']} "
             f"({m['torch_threads']} threads)  ",
             f"Backbone: `{result.get('backbone', '-')}` "
