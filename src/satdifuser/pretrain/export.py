@@ -66,7 +66,8 @@ seen, nor the labelled `train` budgets. Images scaled to [-1, 1], random horizon
 - DDPM, {cfg.num_train_timesteps} steps, {cfg.beta_schedule} betas, `{cfg.prediction_type}`
   prediction, MSE loss; AdamW lr {cfg.lr:g} ({cfg.warmup_steps}-step warm-up, then constant),
   weight decay {cfg.weight_decay:g}, grad clip {cfg.grad_clip:g}, batch {cfg.batch_size},
-  bf16 where native: {cfg.bf16} (per run below);
+  bf16 autocast requested: {cfg.bf16}, used only on hardware with native bf16 (each run below
+  says fp32 or bf16);
   EMA decay min({cfg.ema_max_decay}, (1+step)/(10+step)).
 - Total steps: **{summary["steps"]}**; images seen: **{summary["images_seen"]:,}**
   ({summary["images_seen"] / summary["pool_size"]:.2f} passes over {summary["pool_size"]:,} images).
