@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Pre-train (or continue) satdifuser-eurosat-tiny on the unlabeled EuroSAT pool, detached, then
 # export it into the package when it has finished. Re-running continues from the last checkpoint
-# (exact resume), so CPU sessions add up. Usage (from the repository root):
+# (exact resume), so CPU sessions add up. When the run folder is gone (a new machine), the run
+# warm-starts from the committed weights (--init-from: weights, step, data order and totals carry
+# on; the optimizer restarts). Usage (from the repository root):
 #   benchmarks/pretrain_eurosat_tiny.sh [MINUTES]        # start/continue in the background
 #   benchmarks/pretrain_eurosat_tiny.sh export           # after it stopped: write the weights
 set -euo pipefail
@@ -13,5 +15,6 @@ fi
 MINUTES=${1:-110}
 mkdir -p "$(dirname "$RUN")"
 setsid nohup satdifuser pretrain --out "$RUN" --max-minutes "$MINUTES" --threads 2 \
-  --batch-size 64 --sample-every 500 --ckpt-every 100 >>"$RUN.log" 2>&1 </dev/null &
+  --init-from src/satdifuser/weights/satdifuser-eurosat-tiny \
+  --batch-size 64 --sample-every 200 --ckpt-every 50 --ckpt-minutes 5 >>"$RUN.log" 2>&1 </dev/null &
 echo "started pid $! (log $RUN.log, loss $RUN/loss.csv, samples $RUN/samples/latest.png)"

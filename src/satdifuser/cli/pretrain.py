@@ -58,6 +58,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="data root with eurosat_rgb_split.json (else $SATDIFUSER_DATA, "
         "else shared/data found upward from the current folder)",
     )
+    p.add_argument(
+        "--init-from",
+        type=Path,
+        metavar="EXPORT_DIR",
+        help="start a new run from an exported model (its weights, config, step, data order and "
+        "cumulative totals; the optimizer restarts with a fresh warm-up); ignored on resume",
+    )
     p.add_argument("--split", default="unlabeled", help="pool to train on: only 'unlabeled'")
     run = p.add_argument_group("run (per invocation)")
     run.add_argument("--max-steps", type=int, help="stop at this total step count")
@@ -128,6 +135,8 @@ def run(argv: list[str]) -> int:
         pretrain_paths,
         resolve_config,
     )
+    from satdifuser.pretrain.checkpoint import latest_checkpoint
+    from satdifuser.pretrain.warm_start import read_export
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -151,7 +160,13 @@ def run(argv: list[str]) -> int:
         raise ConfigError("--out RUN_DIR is required (or --export RUN_DIR --to DIR); add --out")
     if args.max_steps is None and args.steps is None and args.max_minutes is None:
         raise ConfigError("no stop condition: pass --max-steps, --steps or --max-minutes")
-    config = resolve_config(args.out, _overrides(args))
+    exported = None
+    if args.init_from is not None and latest_checkpoint(args.out) is None:
+        exported = read_export(args.init_from)
+    elif args.init_from is not None:
+        note = f"pretrain: {args.out} has a checkpoint: resuming it, --init-from ignored"
+        print(note, file=sys.stderr)
+    config = resolve_config(args.out, _overrides(args), exported.config if exported else None)
     root = find_data_root(args.data, os.environ.get("SATDIFUSER_DATA"), Path.cwd())
     paths = pretrain_paths(root, args.split)
     print(
@@ -173,7 +188,7 @@ def run(argv: list[str]) -> int:
         progress=not args.no_progress,
         command=command,
     )
-    trainer = PretrainTrainer(args.out, config, images, options)
+    trainer = PretrainTrainer(args.out, config, images, options, init_from=exported)
     print(
         f"pretrain: run {args.out} at step {trainer.step}, "
         f"{sum(p.numel() for p in trainer.unet.parameters()) / 1e6:.2f}M params, "

@@ -48,6 +48,10 @@ def _model_card(name: str, cfg: PretrainConfig, summary: dict[str, Any]) -> str:
         f"`{r['command'] or '(python API)'}`"
         for r in summary["runs"]
     )
+    warm = "".join(
+        f"\n- warm start at step {w['step']} from `{w['from']}` ({w['at']}): {w['reset']}"
+        for w in summary.get("warm_starts", [])
+    )
     fl = summary["final_loss"]
     final = f"{fl:.4f} (mean of the last {summary['final_loss_window']} steps)" if fl else "n/a"
     first = f"{summary['first_loss']:.4f}" if summary["first_loss"] else "n/a"
@@ -79,7 +83,7 @@ seen, nor the labelled `train` budgets. Images scaled to [-1, 1], random horizon
 {hw_lines}
 
 ## Exact commands (cumulative runs, resumed from the previous checkpoint)
-{runs}
+{runs}{warm}
 
 ## Samples
 `samples.png`: {summary["sample_images"]} images, DDIM {summary["sample_steps"]} steps, EMA weights.
@@ -151,12 +155,15 @@ def export_pipeline(
             "pool_size": int(state["order"]["n"]),
             "wall_seconds": totals.get("wall_seconds", {}),
             "runs": totals.get("runs", []),
+            "warm_starts": totals.get("warm_starts", []),
             "params": sum(p.numel() for p in unet.parameters()),
             "size_mb": weights.stat().st_size / 2**20,
             "sample_images": sample_images,
             "sample_steps": sample_steps,
             **_loss_summary(run_dir, int(state["step"])),
         }
+        if totals.get("first_loss") is not None:  # a warm start keeps the very first loss
+            summary["first_loss"] = totals["first_loss"]
         summary.setdefault("final_loss_window", 0)
         (tmp / "training.json").write_text(
             json.dumps({**summary, "config": cfg.to_dict()}, indent=1) + "\n"

@@ -27,6 +27,7 @@ from satdifuser.pretrain.config import PretrainConfig, build_scheduler, build_un
 from satdifuser.pretrain.ema import EMAWeights
 from satdifuser.pretrain.image_pool import BatchOrder
 from satdifuser.pretrain.sampling import generate, save_grid
+from satdifuser.pretrain.warm_start import ExportedRun, start_position, warm_totals
 
 CONFIG_FILE = "config.json"
 LOSS_FILE = "loss.csv"
@@ -88,8 +89,11 @@ def bf16_native(device: torch.device) -> bool:
     return False
 
 
-def resolve_config(run_dir: Path, overrides: dict[str, Any]) -> PretrainConfig:
-    """The run's config: the stored one on resume (overrides must agree), else defaults."""
+def resolve_config(
+    run_dir: Path, overrides: dict[str, Any], base: PretrainConfig | None = None
+) -> PretrainConfig:
+    """The run's config: the stored one on resume (overrides must agree), else ``base`` (a
+    warm start's export config) or the defaults, with the overrides applied."""
     path = run_dir / CONFIG_FILE
     if path.is_file():
         stored = PretrainConfig.load(path)
@@ -102,13 +106,15 @@ def resolve_config(run_dir: Path, overrides: dict[str, Any]) -> PretrainConfig:
                 f"{path}; a run keeps its config on resume: drop the option or use a new --out"
             )
         return stored
-    return PretrainConfig.from_dict({**PretrainConfig().to_dict(), **overrides}, source="options")
+    start = (base or PretrainConfig()).to_dict()
+    return PretrainConfig.from_dict({**start, **overrides}, source="options")
 
 
-def _lr_at(cfg: PretrainConfig, step: int) -> float:
+def _lr_at(cfg: PretrainConfig, step: int, since: int = 0) -> float:
+    """Linear warm-up over ``warmup_steps`` from step ``since`` (a warm start), then flat."""
     if cfg.warmup_steps <= 0:
         return cfg.lr
-    return cfg.lr * min(1.0, (step + 1) / cfg.warmup_steps)
+    return cfg.lr * min(1.0, (step - since + 1) / cfg.warmup_steps)
 
 
 def _truncate_loss_log(path: Path, step: int) -> None:
@@ -129,10 +135,20 @@ def _truncate_loss_log(path: Path, step: int) -> None:
 
 
 class PretrainTrainer:
-    """Trains ``config``'s UNet on a uint8 image pool ``(N, H, W, 3)``, writing into ``run_dir``."""
+    """Trains ``config``'s UNet on a uint8 image pool ``(N, H, W, 3)``, writing into ``run_dir``.
+
+    A run resumes from its latest checkpoint; a run without one starts from ``init_from`` (an
+    export read by :func:`~satdifuser.pretrain.warm_start.read_export`) when given, else from
+    scratch.
+    """
 
     def __init__(
-        self, run_dir: Path, config: PretrainConfig, images: np.ndarray, options: RunOptions
+        self,
+        run_dir: Path,
+        config: PretrainConfig,
+        images: np.ndarray,
+        options: RunOptions,
+        init_from: ExportedRun | None = None,
     ):
         if images.ndim != 4 or images.shape[1:] != (config.sample_size, config.sample_size, 3):
             raise ConfigError(
@@ -160,15 +176,35 @@ class PretrainTrainer:
         self.step = 0
         self.totals: dict[str, Any] = {"images_seen": 0, "wall_seconds": {}, "runs": []}
         self.last_loss: float | None = None
-        self._resume()
+        self.warm_start_step = 0
+        self.resumed = self._resume()
+        if not self.resumed and init_from is not None:
+            self._warm_start(init_from)
         self._sample_unet = None
         self._sample_seconds: float | None = None
 
     # ----------------------------------------------------------------- state
-    def _resume(self) -> None:
+    def _warm_start(self, run: ExportedRun) -> None:
+        try:
+            self.unet.load_state_dict(run.weights)
+            self.ema.load_state_dict(run.weights)
+        except (RuntimeError, KeyError) as exc:
+            raise CheckpointError(
+                f"{run.path} does not match this run's model ({str(exc).splitlines()[0]}); "
+                "warm-start with the export's own config (drop the shape options)"
+            ) from None
+        n, batch = self.order.n, self.cfg.batch_size
+        epoch, position = start_position(run.steps, run.pool_size, n, batch)
+        self.order = BatchOrder(n, batch, self.cfg.seed, epoch, position)
+        self.step = self.warm_start_step = run.steps
+        self.gen.manual_seed(self.cfg.seed + 1 + run.steps)
+        at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        self.totals = warm_totals(run, at)
+
+    def _resume(self) -> bool:
         folder = latest_checkpoint(self.run_dir)
         if folder is None:
-            return
+            return False
         ck = load_checkpoint(folder)
         st = ck["state"]
         if st["order"]["n"] != self.order.n:
@@ -195,7 +231,9 @@ class PretrainTrainer:
         self.step = int(st["step"])
         self.totals = st["totals"]
         self.last_loss = st.get("last_loss")
+        self.warm_start_step = int(st.get("warm_start_step", 0))
         _truncate_loss_log(self.run_dir / LOSS_FILE, self.step)
+        return True
 
     def _state(self) -> dict[str, Any]:
         np_state = np.random.get_state()
@@ -204,6 +242,7 @@ class PretrainTrainer:
             "step": self.step,
             "order": self.order.state(),
             "last_loss": self.last_loss,
+            "warm_start_step": self.warm_start_step,
             "totals": self.totals,
             "rng": {
                 "numpy": [np_state[0], np_state[1].tolist(), *np_state[2:]],
@@ -277,7 +316,7 @@ class PretrainTrainer:
             noise if cfg.prediction_type == "epsilon" else self.scheduler.get_velocity(x, noise, t)
         )
         for group in self.optimizer.param_groups:
-            group["lr"] = _lr_at(cfg, self.step)
+            group["lr"] = _lr_at(cfg, self.step, self.warm_start_step)
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.use_bf16):
             pred = self.unet(noisy, t).sample
         loss = F.mse_loss(pred.float(), target)
@@ -351,7 +390,7 @@ class PretrainTrainer:
                         self.step,
                         self.order.epoch,
                         f"{loss:.6f}",
-                        f"{_lr_at(self.cfg, self.step - 1):.3e}",
+                        f"{_lr_at(self.cfg, self.step - 1, self.warm_start_step):.3e}",
                         f"{self._last_decay:.6f}",
                         f"{ips:.2f}",
                         f"{time.monotonic() - start:.1f}",

@@ -1,0 +1,102 @@
+"""Warm start of a new pre-training run from an export (``satdifuser pretrain --init-from``).
+
+An export (``unet/`` + ``training.json``, see :mod:`satdifuser.pretrain.export`) keeps the EMA
+weights, the step count, the images seen and the run history, but not the optimizer moments or
+the RNG states. A warm start therefore continues the *cumulative* record exactly (steps, images,
+wall time per hardware, runs, and the data order at that step) while the optimizer restarts,
+with a fresh learning-rate warm-up counted from the warm-start step. Each warm start is recorded
+in ``totals["warm_starts"]`` so the model card says so.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file
+
+from satdifuser.errors import CheckpointError, ConfigError
+from satdifuser.pretrain.config import PretrainConfig
+
+TRAINING_FILE = "training.json"
+WEIGHTS_FILE = Path("unet") / "diffusion_pytorch_model.safetensors"
+
+
+@dataclass
+class ExportedRun:
+    """What an export holds: config, float32 EMA weights and the cumulative record."""
+
+    path: Path
+    config: PretrainConfig
+    weights: dict[str, torch.Tensor]
+    steps: int
+    images_seen: int
+    pool_size: int
+    wall_seconds: dict[str, float]
+    runs: list[dict[str, Any]]
+    warm_starts: list[dict[str, Any]]
+    first_loss: float | None = None
+
+
+def read_export(path: Path) -> ExportedRun:
+    """Read an exported model folder; a missing or damaged part is one clear error."""
+    path = Path(path)
+    card, weights = path / TRAINING_FILE, path / WEIGHTS_FILE
+    if not card.is_file() or not weights.is_file():
+        raise CheckpointError(
+            f"{path} is not a `satdifuser pretrain --export` folder (needs {TRAINING_FILE} and "
+            f"{WEIGHTS_FILE}); pass e.g. src/satdifuser/weights/satdifuser-eurosat-tiny"
+        )
+    try:
+        info = json.loads(card.read_text())
+        tensors = {k: v.float() for k, v in load_file(str(weights)).items()}
+        return ExportedRun(
+            path=path,
+            config=PretrainConfig.from_dict(info["config"], source=str(card)),
+            weights=tensors,
+            steps=int(info["steps"]),
+            images_seen=int(info["images_seen"]),
+            pool_size=int(info["pool_size"]),
+            wall_seconds={k: float(v) for k, v in info.get("wall_seconds", {}).items()},
+            runs=list(info.get("runs", [])),
+            warm_starts=list(info.get("warm_starts", [])),
+            first_loss=info.get("first_loss"),
+        )
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise CheckpointError(
+            f"{path} is unreadable as an export ({type(exc).__name__}: {exc}); "
+            "re-export the run or pick another folder"
+        ) from None
+
+
+def start_position(steps: int, pool_size: int, n: int, batch_size: int) -> tuple[int, int]:
+    """``(epoch, position)`` of :class:`BatchOrder` after ``steps`` batches of a pool of ``n``."""
+    if pool_size != n:
+        raise ConfigError(
+            f"the export was trained on a pool of {pool_size} images but {n} were given; "
+            "warm-start with the same data (the data order continues from the export's step)"
+        )
+    per_epoch = n // batch_size
+    return steps // per_epoch, (steps % per_epoch) * batch_size
+
+
+def warm_totals(run: ExportedRun, at: str) -> dict[str, Any]:
+    """The new run's cumulative totals, continuing the export's and recording the warm start."""
+    note = {
+        "from": str(run.path),
+        "step": run.steps,
+        "at": at,
+        "reset": "optimizer moments and RNG states (not in an export); LR warm-up restarted",
+    }
+    return {
+        "images_seen": run.images_seen,
+        "wall_seconds": dict(run.wall_seconds),
+        "runs": copy.deepcopy(run.runs),
+        "warm_starts": [*copy.deepcopy(run.warm_starts), note],
+        "steps": run.steps,
+        "first_loss": run.first_loss,
+    }
