@@ -66,7 +66,7 @@ class RunOptions:
 
 
 def hardware_name(device: torch.device) -> str:
-    """A readable name of the compute: CPU model and threads, or the CUDA device name."""
+    """A readable name of the compute: CPU model, threads and native bf16, or the CUDA device."""
     if device.type == "cuda":
         return f"cuda: {torch.cuda.get_device_name(device)}"
     cpu = platform.processor() or platform.machine()
@@ -77,7 +77,8 @@ def hardware_name(device: torch.device) -> str:
                 break
     except OSError:
         pass
-    return f"cpu: {cpu} ({torch.get_num_threads()} threads)"
+    isa = ", native bf16" if bf16_native(device) else ""  # tells CPU generations of one name apart
+    return f"cpu: {cpu} ({torch.get_num_threads()} threads{isa})"
 
 
 def bf16_native(device: torch.device) -> bool:
