@@ -82,7 +82,7 @@ seen, nor the labelled `train` budgets. Images scaled to [-1, 1], random horizon
 |---|---|
 {hw_lines}
 
-## Exact commands (cumulative runs, resumed from the previous checkpoint)
+## Exact commands (cumulative: each run resumed or warm-started as noted)
 {runs}{warm}
 
 ## Samples
