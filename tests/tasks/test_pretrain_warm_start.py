@@ -80,6 +80,7 @@ def test_warm_start_refuses_other_data_and_non_exports(tmp_path: Path) -> None:
     _, out = _export(tmp_path, 2)
     with pytest.raises(ConfigError, match="pool of 10 images but 12 were given"):
         _trainer(tmp_path / "b", init_from=read_export(out), n=12)
+    assert not (tmp_path / "b").exists()  # nothing half-written
     with pytest.raises(CheckpointError, match="is not a `satdifuser pretrain --export` folder"):
         read_export(tmp_path / "a")
     assert start_position(7, 10, 10, 4) == (3, 4)

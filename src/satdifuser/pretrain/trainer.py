@@ -159,8 +159,6 @@ class PretrainTrainer:
         self.run_dir, self.cfg, self.opt = Path(run_dir), config, options
         self.device = torch.device(options.device)
         self.use_bf16 = config.bf16 and bf16_native(self.device)
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        config.save(self.run_dir / CONFIG_FILE)
 
         torch.manual_seed(config.seed)
         random.seed(config.seed)
@@ -181,6 +179,9 @@ class PretrainTrainer:
         self.resumed = self._resume()
         if not self.resumed and init_from is not None:
             self._warm_start(init_from)
+        # written only once the state is loaded, so a refused start leaves no run folder behind
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        config.save(self.run_dir / CONFIG_FILE)
         self._sample_unet = None
         self._sample_seconds: float | None = None
 

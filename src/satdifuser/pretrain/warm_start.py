@@ -97,6 +97,5 @@ def warm_totals(run: ExportedRun, at: str) -> dict[str, Any]:
         "wall_seconds": dict(run.wall_seconds),
         "runs": copy.deepcopy(run.runs),
         "warm_starts": [*copy.deepcopy(run.warm_starts), note],
-        "steps": run.steps,
         "first_loss": run.first_loss,
     }
