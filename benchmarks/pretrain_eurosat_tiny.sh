@@ -4,7 +4,7 @@
 # (exact resume), so CPU sessions add up. When the run folder is gone (a new machine), the run
 # warm-starts from the committed weights (--init-from: weights, step, data order and totals carry
 # on; the optimizer restarts). Usage (from the repository root):
-#   benchmarks/pretrain_eurosat_tiny.sh [MINUTES]        # start/continue in the background
+#   [THREADS=N] benchmarks/pretrain_eurosat_tiny.sh [MINUTES]  # start/continue in the background
 #   benchmarks/pretrain_eurosat_tiny.sh export           # after it stopped: write the weights
 set -euo pipefail
 RUN=${SATDIFUSER_PRETRAIN_RUN:-/work/runs/pretrain-eurosat-tiny}
@@ -14,7 +14,7 @@ if [[ "${1:-}" == "export" ]]; then
 fi
 MINUTES=${1:-110}
 mkdir -p "$(dirname "$RUN")"
-setsid nohup satdifuser pretrain --out "$RUN" --max-minutes "$MINUTES" --threads 2 \
+setsid nohup satdifuser pretrain --out "$RUN" --max-minutes "$MINUTES" --threads "${THREADS:-2}" \
   --init-from src/satdifuser/weights/satdifuser-eurosat-tiny \
   --batch-size 64 --sample-every 200 --ckpt-every 50 --ckpt-minutes 5 >>"$RUN.log" 2>&1 </dev/null &
 echo "started pid $! (log $RUN.log, loss $RUN/loss.csv, samples $RUN/samples/latest.png)"
