@@ -48,6 +48,11 @@ class CacheMismatchError(SatdifuserError, ValueError):
     """A feature cache was built with another configuration than the one asked for."""
 
 
+class CacheCorruptError(DataFormatError):
+    """A feature-cache file differs from what was recorded when it was written (digest, header,
+    index fields or non-finite values); the message names the file and how to rebuild it."""
+
+
 class InsufficientDiskError(SatdifuserError, OSError):
     """The estimated output size exceeds the free disk or the given budget."""
 
@@ -61,6 +66,7 @@ class NotAvailableError(SatdifuserError, NotImplementedError):
 
 
 __all__ = [
+    "CacheCorruptError",
     "CacheMismatchError",
     "CheckpointError",
     "ConfigError",
