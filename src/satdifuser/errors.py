@@ -49,8 +49,7 @@ class CacheMismatchError(SatdifuserError, ValueError):
 
 
 class CacheCorruptError(DataFormatError):
-    """A feature-cache file differs from what was recorded when it was written (digest, header,
-    index fields or non-finite values); the message names the file and how to rebuild it."""
+    """A feature-cache file is damaged (digest, header, index field or non-finite values)."""
 
 
 class InsufficientDiskError(SatdifuserError, OSError):
