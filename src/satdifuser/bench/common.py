@@ -134,13 +134,11 @@ def ids_tag(ids: Sequence[str]) -> str:
 
 def load_cache(folder: Path) -> FeatureSet:
     """Load a complete feature cache folder into memory (storage dtype kept)."""
-    from safetensors.torch import load_file
-
     from satdifuser.features.cache import CachedFeatureDataset
     from satdifuser.features.cache_format import feature_key
 
     ds = CachedFeatureDataset(folder, output_dtype="stored")
-    parts = [load_file(str(f)) for f in ds.files]
+    parts = [ds.shard_tensors(k) for k in range(len(ds.files))]  # checked shard reads
     n = len(ds.feature_info)
     maps = [torch.cat([p[feature_key(i)] for p in parts]) for i in range(n)]
     if "label" not in parts[0]:

@@ -1,4 +1,9 @@
-"""Reading a feature cache: a map-style dataset with O(1) random access through memory maps."""
+"""Reading a feature cache: a map-style dataset with O(1) random access through memory maps.
+
+Every shard is checked before it is read (``cache_shard``: size, header, sha256, finite values,
+once per process), so a damaged cache is refused with one line naming the file instead of being
+trained on.
+"""
 
 from __future__ import annotations
 
@@ -11,32 +16,14 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from satdifuser.errors import CacheMismatchError, DataFormatError
-from satdifuser.features.atomic_io import sha256_file
-from satdifuser.features.cache_format import (
-    INDEX_FILE,
-    PLAN_FILE,
-    feature_key,
-    read_json,
-    read_safetensors_header,
-)
-from satdifuser.features.cache_index import mismatch_error
+from satdifuser.errors import CacheMismatchError
+from satdifuser.features.cache_format import INDEX_FILE, PLAN_FILE, feature_key, read_json
+from satdifuser.features.cache_index import mismatch_error, parse_index
 from satdifuser.features.cache_key import same_features
 from satdifuser.features.cache_plan import CachePlan
+from satdifuser.features.cache_shard import adopt_checked, check_shards, checked_files, open_shard
 from satdifuser.features.spec import FeatureInfo
 
-_NP = {
-    "F16": np.float16,
-    "F32": np.float32,
-    "F64": np.float64,
-    "BF16": np.uint16,
-    "I64": np.int64,
-    "I32": np.int32,
-    "I16": np.int16,
-    "I8": np.int8,
-    "U8": np.uint8,
-    "BOOL": np.bool_,
-}
 _OUT = {
     "float32": torch.float32,
     "float16": torch.float16,
@@ -69,30 +56,32 @@ def load_index(folder: str | Path) -> dict[str, Any]:
 
 
 def verify_cache(folder: str | Path, *, full: bool = False) -> dict[str, Any]:
-    """Check that every shard of a complete cache is present with its size (and hash if ``full``).
+    """Check every shard of a complete cache against its index (see ``cache_shard``).
+
+    Args:
+        folder: Cache folder of one split.
+        full: Re-hash every shard even if this process has checked it already
+            (``satdifuser extract --verify``); otherwise each file version is hashed once per
+            process.
 
     Returns:
         The index.
 
     Raises:
-        DataFormatError: On a missing, resized or (``full``) altered shard.
+        CacheCorruptError: On a malformed index, or a missing, resized, altered or non-finite
+            shard (the first one, by shard number).
     """
     folder = Path(folder)
     index = load_index(folder)
-    for s in index["shards"]:
-        path = folder / s["file"]
-        size = path.stat().st_size if path.is_file() else -1
-        if size != s["bytes"] or (full and sha256_file(path) != s["sha256"]):
-            what = (
-                "is missing"
-                if size < 0
-                else ("has another size" if size != s["bytes"] else "has another sha256")
-            )
-            raise DataFormatError(
-                f"cache shard {path} {what} than recorded in {INDEX_FILE}; "
-                "rebuild the cache (--overwrite)"
-            )
+    _, entries, layout = parse_index(folder, index)
+    _raise_first(check_shards(folder, entries, layout, fresh=full))
     return index
+
+
+def _raise_first(errors: Sequence[Exception | None]) -> None:
+    for error in errors:
+        if error is not None:
+            raise error
 
 
 class CachedFeatureDataset(Dataset):
@@ -120,14 +109,17 @@ class CachedFeatureDataset(Dataset):
         extra_keys: Sequence[str] = (),
     ) -> None:
         self.folder = Path(folder)
-        index = verify_cache(self.folder)
-        self.plan = CachePlan.from_json(index, self.folder / INDEX_FILE)
+        self.plan, self.entries, self.layout = parse_index(self.folder, load_index(self.folder))
         if expected is not None and not same_features(expected.fingerprint, self.plan.fingerprint):
             raise mismatch_error(self.folder, self.plan, expected)
         if output_dtype not in _OUT:
             raise ValueError(f"output_dtype {output_dtype!r}: choose one of {sorted(_OUT)}")
         self.output_dtype = _OUT[output_dtype]
-        self.files = [self.folder / s["file"] for s in index["shards"]]
+        # every shard is checked (hashed once per process) before any row is served
+        _raise_first(check_shards(self.folder, self.entries, self.layout))
+        self.files = [self.folder / e.file for e in self.entries]
+        mine = {os.path.abspath(f) for f in self.files}
+        self._checked = {k: v for k, v in checked_files().items() if k[0] in mine}  # for workers
         self.source = source
         self.extra_keys = tuple(extra_keys)
         if self.extra_keys and (source is None or len(source) != len(self)):
@@ -135,7 +127,7 @@ class CachedFeatureDataset(Dataset):
                 f"extra_keys {self.extra_keys} need the source dataset of the same {len(self)} rows"
             )
         self._maps: dict[int, dict[str, np.ndarray]] = {}
-        self._pid = -1
+        self._pid = os.getpid()
 
     @property
     def feature_info(self) -> list[FeatureInfo]:
@@ -153,19 +145,24 @@ class CachedFeatureDataset(Dataset):
     def _shard(self, k: int) -> dict[str, np.ndarray]:
         if self._pid != os.getpid():  # memory maps are opened per process (DataLoader workers)
             self._maps, self._pid = {}, os.getpid()
+            adopt_checked(self._checked)
         if k not in self._maps:
-            path = self.files[k]
-            header, offset = read_safetensors_header(path)
-            raw = np.memmap(path, dtype=np.uint8, mode="r")
-            arrays = {}
-            for name, t in header.items():
-                if name == "__metadata__":
-                    continue
-                begin, end = t["data_offsets"]
-                arr = raw[offset + begin : offset + end].view(_NP[t["dtype"]]).reshape(t["shape"])
-                arrays[name] = arr
-            self._maps[k] = arrays
+            self._maps[k] = open_shard(self.folder, self.entries[k], self.layout)
         return self._maps[k]
+
+    def shard_tensors(self, k: int) -> dict[str, torch.Tensor]:
+        """Every tensor of shard ``k``, checked and copied into memory (storage dtype).
+
+        Returns:
+            ``{"f000": (n, C, H, W), ..., "label"/"mask": (n, ...)}`` for the shard's ``n`` rows.
+        """
+        arrays = self._shard(k)
+        return {name: self._tensor(a, self.layout[name][0] == "BF16") for name, a in arrays.items()}
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_maps"], state["_pid"] = {}, -1  # workers map the shards themselves
+        return state
 
     def _tensor(self, arr: np.ndarray, bf16: bool) -> torch.Tensor:
         t = torch.from_numpy(np.array(arr))  # copy out of the read-only map

@@ -18,12 +18,15 @@ resumed or multi-process build gives byte-identical files.
 from __future__ import annotations
 
 import json
+import math
+import os
 import struct
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from satdifuser.errors import DataFormatError
+from satdifuser.errors import CacheCorruptError, DataFormatError
 
 PLAN_FILE = "plan.json"
 INDEX_FILE = "index.json"
@@ -62,6 +65,43 @@ def read_json(path: Path) -> dict[str, object]:
     return data
 
 
+@dataclass(frozen=True)
+class ShardEntry:
+    """One shard as ``index.json`` records it (rows ``[start, start + count)``)."""
+
+    file: str
+    start: int
+    count: int
+    bytes: int
+    sha256: str
+
+
+Layout = dict[str, tuple[str, tuple[int, ...]]]
+"""Tensor name -> (safetensors dtype code, shape without the row axis), as in ``index.json``."""
+
+
+def corrupt_error(path: Path, what: str) -> CacheCorruptError:
+    """The one-line error for a damaged cache file: the file, what is wrong, and the fix.
+
+    The error keeps ``path`` and ``what`` as attributes (for the builder's self-heal warning).
+    """
+    error = CacheCorruptError(
+        f"cache file {path} {what}; the feature cache {path.parent} is damaged: delete that "
+        "folder and rerun `satdifuser extract` (or fit) to rebuild it"
+    )
+    error.path, error.what = path, what  # type: ignore[attr-defined]
+    return error
+
+
+ST_ITEMSIZE = {
+    "F16": 2, "BF16": 2, "F32": 4, "F64": 8, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1,
+    "BOOL": 1,
+}  # fmt: skip
+"""Bytes per element of each safetensors dtype code a cache may hold."""
+
+STORAGE_CODES = {"float16": "F16", "bfloat16": "BF16", "float32": "F32"}
+"""Safetensors dtype code of each feature storage dtype."""
+
 _ST_DTYPES = {
     torch.float16: "F16", torch.bfloat16: "BF16", torch.float32: "F32", torch.float64: "F64",
     torch.int64: "I64", torch.int32: "I32", torch.int16: "I16", torch.int8: "I8",
@@ -97,31 +137,90 @@ def safetensors_bytes(tensors: dict[str, torch.Tensor], metadata: dict[str, str]
     return struct.pack("<Q", len(text)) + text + b"".join(blobs)
 
 
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def read_safetensors_header(path: Path) -> tuple[dict[str, dict[str, object]], int]:
-    """Tensor table and data offset of a safetensors file, without reading the data.
+    """Tensor table and data offset of a safetensors file, checked, without reading the data.
+
+    Every tensor entry is checked: a known dtype, a shape of non-negative integers, and
+    ``data_offsets`` that lie inside the file and span exactly ``prod(shape) * itemsize`` bytes,
+    so a memory map built from the table never reads outside its tensor.
 
     Returns:
         (``{name: {"dtype", "shape", "data_offsets"}}`` plus ``__metadata__``, byte offset
         where the data section starts).
+
+    Raises:
+        CacheCorruptError: For a truncated, unparsable or inconsistent header.
     """
     try:
         with open(path, "rb") as fh:
-            (n,) = struct.unpack("<Q", fh.read(8))
-            if n > 100_000_000:
-                raise ValueError(f"header length {n} is implausible")
+            size = os.fstat(fh.fileno()).st_size
+            head = fh.read(8)
+            if len(head) < 8:
+                raise ValueError(f"the file is {size} bytes, too short for a header")
+            (n,) = struct.unpack("<Q", head)
+            if n > min(100_000_000, size - 8):
+                raise ValueError(f"header length {n} is implausible for a file of {size} bytes")
             header = json.loads(fh.read(n))
     except (OSError, ValueError, struct.error) as exc:
-        raise DataFormatError(
-            f"cache shard {path} has no valid safetensors header ({exc}); "
-            "rebuild the cache with --overwrite"
-        ) from None
+        raise corrupt_error(path, f"has no valid safetensors header ({exc})") from None
+    _check_header(path, header, size - 8 - n)
     return header, 8 + n
+
+
+def _check_header(path: Path, header: object, data_len: int) -> None:
+    if not isinstance(header, dict):
+        raise corrupt_error(path, f"has a {type(header).__name__} header, expected a JSON object")
+    meta = header.get("__metadata__", {})
+    if not isinstance(meta, dict) or not all(isinstance(v, str) for v in meta.values()):
+        raise corrupt_error(path, f"has header __metadata__ {meta!r}, expected strings")
+    for name, t in header.items():
+        if name == "__metadata__":
+            continue
+        if not isinstance(t, dict):
+            raise corrupt_error(path, f"has header entry {name!r} = {t!r}, expected an object")
+        dtype, shape, offsets = t.get("dtype"), t.get("shape"), t.get("data_offsets")
+        if not isinstance(dtype, str) or dtype not in ST_ITEMSIZE:
+            raise corrupt_error(
+                path,
+                f"has tensor {name!r} of unknown dtype {dtype!r} (known: {sorted(ST_ITEMSIZE)})",
+            )
+        if not isinstance(shape, list) or not all(_is_int(d) and d >= 0 for d in shape):
+            raise corrupt_error(
+                path, f"has tensor {name!r} of shape {shape!r}, expected non-negative integers"
+            )
+        if (
+            not isinstance(offsets, list)
+            or len(offsets) != 2
+            or not all(_is_int(o) for o in offsets)
+            or not 0 <= offsets[0] <= offsets[1] <= data_len
+        ):
+            raise corrupt_error(
+                path,
+                f"has tensor {name!r} with data_offsets {offsets!r}, expected [begin, end] "
+                f"within its {data_len}-byte data section",
+            )
+        need = math.prod(shape) * ST_ITEMSIZE[dtype]
+        if offsets[1] - offsets[0] != need:
+            raise corrupt_error(
+                path,
+                f"has tensor {name!r} of shape {shape} {dtype} ({need} bytes) but data_offsets "
+                f"{offsets} span {offsets[1] - offsets[0]} bytes",
+            )
 
 
 __all__ = [
     "INDEX_FILE",
     "PLAN_FILE",
     "SHARD_PREFIX",
+    "STORAGE_CODES",
+    "ST_ITEMSIZE",
+    "Layout",
+    "ShardEntry",
+    "corrupt_error",
     "digest_name",
     "feature_key",
     "read_json",

@@ -9,6 +9,7 @@ without a process group, by whichever rank finds every shard present).
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +37,7 @@ from satdifuser.features.cache_format import (
 from satdifuser.features.cache_index import damaged_shards, mismatch_error, write_index
 from satdifuser.features.cache_key import same_features
 from satdifuser.features.cache_plan import CachePlan, check_disk, make_plan
+from satdifuser.features.cache_shard import remember_checked
 from satdifuser.features.distributed import RankInfo, all_ok, barrier, current_rank
 
 _TORCH_DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
@@ -117,9 +119,18 @@ class FeatureCacheBuilder:
                 if not same_features(existing.fingerprint, self.asked.fingerprint):
                     raise mismatch_error(self.folder, existing, self.asked)
                 self.complete = name == INDEX_FILE
-                if self.complete:  # self-heal: shards deleted or resized since the index
-                    self.damaged = damaged_shards(self.folder, data)
+                if self.complete:  # self-heal: shards deleted or altered since the index
+                    found = damaged_shards(self.folder, data)
+                    self.damaged = [k for k, _ in found]
                     self.complete = not self.damaged
+                    if found:
+                        k, error = found[0]
+                        why = f"{shard_name(k)} {getattr(error, 'what', error)}"
+                        warnings.warn(
+                            f"re-extracting shards {self.damaged} of the complete cache "
+                            f"{self.folder}, damaged since it was written ({why})",
+                            stacklevel=3,
+                        )
                 self.layout_adopted = (existing.shard_size, existing.batch_size) != (
                     self.asked.shard_size,
                     self.asked.batch_size,
@@ -291,6 +302,7 @@ class FeatureCacheBuilder:
         data = safetensors_bytes(tensors, meta)
         digest = atomic_write_bytes(self.folder / shard_name(k), data)
         atomic_write_bytes(self.folder / digest_name(k), f"{digest} {len(data)}\n".encode())
+        remember_checked(self.folder / shard_name(k), digest)  # its features are finite (_fill)
 
 
 def _module_device(module: Any) -> torch.device:
@@ -316,8 +328,16 @@ def _fill(
     info = plan.feature_info
     for i, m in enumerate(maps):
         name = feature_key(i)
+        if not torch.isfinite(m).all():
+            ids = [str(i) for i in batch["id"]]
+            raise ConfigError(
+                f"feature map {info[i].tap}@t={info[i].timestep} of samples {ids[:3]}"
+                f"{'...' if len(ids) > 3 else ''} holds NaN or Inf: the extractor's output is not "
+                "finite and is not cached; extract with --compute-dtype float32 or check the "
+                "backbone weights"
+            )
         stored = m.detach().to("cpu", dtype)
-        if not torch.isfinite(stored).all() and torch.isfinite(m).all():
+        if not torch.isfinite(stored).all():
             raise ConfigError(
                 f"feature map {info[i].tap}@t={info[i].timestep} exceeds the "
                 f"{plan.storage_dtype} range (max |x| = {m.abs().max().item():.3g}); "
