@@ -4,7 +4,8 @@ GEO-Bench pickles reference classes of the ``geobench`` package under three modu
 (``geobench.dataset.*`` of the v1.0 release, ``geobench.io.*`` and the legacy ``ccb.io.*``).
 satdifuser never imports that package: :class:`SafeUnpickler` resolves those names to stub
 classes that only store their state, allows a short list of data-only globals (containers,
-dates, numpy array reconstruction) and refuses everything else with
+dates, numpy arrays of plain numbers and strings, rebuilt from validated names and bytes by
+:mod:`.safe_pickle_numpy`, never numpy's own unpickling) and refuses everything else with
 :class:`~satdifuser.errors.UnsafePickleError`, so a pickle that would run code (``os.system``
 through ``__reduce__``, ``builtins.eval`` ...) is rejected before anything is called.
 """
@@ -12,11 +13,8 @@ through ``__reduce__``, ``builtins.eval`` ...) is rejected before anything is ca
 from __future__ import annotations
 
 import ast
-import codecs
 import collections
-import copyreg
 import datetime
-import importlib
 import io
 import pickle
 from pathlib import Path
@@ -25,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from satdifuser._typing import PathLike
+from satdifuser.data.safe_pickle_numpy import NUMPY_GLOBALS, materialise
 from satdifuser.errors import DataFormatError, UnsafePickleError
 
 #: Module prefixes whose classes are replaced by state-only stubs.
@@ -35,21 +34,25 @@ STUB_NAMES: frozenset[tuple[str, str]] = frozenset(
 )
 
 
-def _numpy_global(*paths: str) -> dict[tuple[str, str], Any]:
-    """Allow-list entries for numpy functions under both ``numpy.core`` and ``numpy._core``."""
-    out: dict[tuple[str, str], Any] = {}
-    for path in paths:
-        sub, name = path.rsplit(".", 1)
-        obj: Any = None
-        for core in ("numpy._core", "numpy.core"):
-            try:
-                obj = getattr(importlib.import_module(f"{core}.{sub}"), name)
-                break
-            except (ImportError, AttributeError):
-                continue
-        if obj is not None:
-            out.update({(f"{core}.{sub}", name): obj for core in ("numpy._core", "numpy.core")})
-    return out
+def _reconstructor(cls: Any, base: Any, state: Any) -> Any:
+    """``copyreg._reconstructor`` (protocol 0/1 objects) for stub classes only."""
+    if not (isinstance(cls, type) and issubclass(cls, PickleStub) and base is object):
+        raise UnsafePickleError(
+            f"pickle rebuilds {getattr(cls, '__name__', cls)!s:.60} through "
+            "copyreg._reconstructor, which GEO-Bench files use only for geobench classes; "
+            "refusing to load it"
+        )
+    return cls(state) if state is not None else cls()
+
+
+def _empty_bytes(*args: Any) -> bytes:
+    """``bytes()``: how protocol <= 2 writes ``b""`` (other bytes go through _codecs.encode)."""
+    if args:
+        raise UnsafePickleError(
+            f"pickle calls bytes({str(args)[1:40]}...), which GEO-Bench files never do; "
+            "refusing to load it"
+        )
+    return b""
 
 
 _ALLOWED: dict[tuple[str, str], Any] = {
@@ -59,33 +62,22 @@ _ALLOWED: dict[tuple[str, str], Any] = {
     ("builtins", "list"): list,
     ("builtins", "dict"): dict,
     ("builtins", "tuple"): tuple,
+    ("builtins", "bytes"): _empty_bytes,
     ("collections", "OrderedDict"): collections.OrderedDict,
     ("collections", "defaultdict"): collections.defaultdict,
     ("datetime", "date"): datetime.date,
     ("datetime", "datetime"): datetime.datetime,
     ("datetime", "timedelta"): datetime.timedelta,
-    # protocol <= 2 pickles bytes (e.g. datetime state) as _codecs.encode(str, "latin1")
-    ("_codecs", "encode"): codecs.encode,
-    ("copyreg", "_reconstructor"): copyreg._reconstructor,  # type: ignore[attr-defined]
-    ("copy_reg", "_reconstructor"): copyreg._reconstructor,  # type: ignore[attr-defined]
-    ("numpy", "ndarray"): np.ndarray,
-    ("numpy", "dtype"): np.dtype,
-    # array reconstruction (protocols 2-4), protocol-5 buffers, numpy scalars
-    **_numpy_global("multiarray._reconstruct", "multiarray.scalar", "numeric._frombuffer"),
+    ("copyreg", "_reconstructor"): _reconstructor,
+    ("copy_reg", "_reconstructor"): _reconstructor,
+    # numpy dtype/array/scalar reconstruction and _codecs.encode: stand-ins that rebuild plain
+    # numeric and string arrays from validated names and bytes (safe_pickle_numpy)
+    **NUMPY_GLOBALS,
 }
 # protocol <= 2 writes Python 2 names (fix_imports): allow the same builtins under __builtin__.
 for (_mod, _n), _obj in list(_ALLOWED.items()):
     if _mod == "builtins":
         _ALLOWED[("__builtin__", _n)] = _obj
-# numpy pickles its dtypes' scalar types by name (numpy.float64 ...): allow only numeric types.
-for _name in (
-    "bool_ int8 int16 int32 int64 uint8 uint16 uint32 uint64 float16 float32 float64 "
-    "complex64 complex128 str_ bytes_"
-).split():
-    _ALLOWED[("numpy", _name)] = getattr(np, _name)
-for _name in ("Float64DType", "Float32DType", "Int64DType", "Int32DType", "Int16DType"):
-    if hasattr(np, "dtypes") and hasattr(np.dtypes, _name):
-        _ALLOWED[("numpy.dtypes", _name)] = getattr(np.dtypes, _name)
 
 
 class PickleStub:
@@ -193,9 +185,13 @@ def safe_loads(data: bytes, source: str = "<bytes>") -> Any:
         DataFormatError: the bytes are not a complete, valid pickle.
     """
     try:
-        return SafeUnpickler(io.BytesIO(data), source=source).load()
-    except UnsafePickleError:
-        raise
+        return materialise(SafeUnpickler(io.BytesIO(data), source=source).load(), PickleStub)
+    except UnsafePickleError as exc:
+        if str(exc).startswith(source):
+            raise
+        raise UnsafePickleError(f"{source}: {exc}") from None
+    except DataFormatError as exc:
+        raise DataFormatError(f"{source}: {exc}") from None
     except Exception as exc:  # truncated or malformed pickles raise many kinds
         raise DataFormatError(
             f"{source}: not a readable pickle ({type(exc).__name__}: {exc}); the file is corrupt "
