@@ -39,8 +39,9 @@ def test_m_eurosat_sample(samples: Path) -> None:
     with pytest.warns(UserWarning, match="shares ids with"):
         ds = GeoBench(root, split="val")
     assert ds.task == "m-eurosat" and ds.task_type == "classification" and len(ds) == 5
-    assert ds.classes[:3] == ["Industrial Buildings", "Residential Buildings", "Annual Crop"]
-    assert ds.classes_source == "task_specs.pkl" and ds.num_classes == 10
+    # label 0 is Annual Crop (folder order), not the specs' first name "Industrial Buildings"
+    assert ds.classes[:3] == ["Annual Crop", "Forest", "Herbaceous Vegetation"]
+    assert "task_specs.pkl names overridden" in ds.classes_source and ds.num_classes == 10
     assert load_task_specs(ds.task_dir)["_class"] == "geobench.io.task.TaskSpecifications"
     s = ds[0]
     assert s["image"].shape == (3, 64, 64) and int(s["label"]) == 0 and s["id"] == "id_0000"
@@ -90,3 +91,35 @@ def test_brick_kiln_legacy_sample(samples: Path) -> None:
         np.testing.assert_allclose(s["image"][1].numpy(), h5["02 - Blue"][()], rtol=1e-6)
     rgb = _ds(root)[0]["image"]
     assert rgb.shape == (3, 64, 64) and 0 <= float(rgb.min()) and float(rgb.max()) <= 1
+
+
+def _corr(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = a.astype(np.float64).ravel(), b.astype(np.float64).ravel()
+    return float(np.corrcoef(a, b)[0, 1])
+
+
+def test_m_eurosat_labels_are_eurosat_folder_indices(samples: Path, shared_data: Path) -> None:
+    """The samples labelled 0 are EuroSAT AnnualCrop images (docs/geobench_classes.md)."""
+    from PIL import Image
+
+    ds = _ds(samples / "m-eurosat-sample")
+    folder = shared_data / "eurosat_rgb" / "AnnualCrop"
+    if not folder.is_dir():
+        pytest.skip(f"{folder} is absent")
+    # the converter wrote the train split in ImageFolder order: AnnualCrop_1, _10, _100, ...
+    for i, name in enumerate(["AnnualCrop_1", "AnnualCrop_10", "AnnualCrop_100"]):
+        s = ds[i]
+        rgb = np.asarray(Image.open(folder / f"{name}.jpg").convert("RGB"))
+        assert int(s["label"]) == 0 and ds.classes[0] == "Annual Crop"
+        assert _corr(s["image"].numpy().transpose(1, 2, 0), rgb) > 0.98
+
+
+def test_sa_crop_type_label_values(samples: Path) -> None:
+    """Sample files hold 0, 2, 3, 5, 6; 0 covers the unlabelled land between fields."""
+    ds = _ds(samples / "m-SA-crop-type-sample")
+    vals, counts = torch.unique(ds[0]["mask"], return_counts=True)
+    assert vals.tolist() == [0, 2, 3, 5, 6]
+    assert counts.tolist() == [29273, 589, 18782, 16867, 25]
+    assert [ds.classes[v] for v in (0, 2, 3, 5)] == [
+        "no data", "Planted pastures (perennial)", "Fallow", "Weeds"]  # fmt: skip
+    assert ds.nodata_class == 0

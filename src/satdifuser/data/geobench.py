@@ -47,7 +47,12 @@ from torch.utils.data import Dataset
 from satdifuser._typing import PathLike, Sample
 from satdifuser.data import geobench_bands as bands_mod
 from satdifuser.data import geobench_format as fmt
-from satdifuser.data.geobench_tasks import GEOBENCH_TASKS, GeoBenchTaskInfo, infer_task_name
+from satdifuser.data.geobench_tasks import (
+    GEOBENCH_TASKS,
+    GeoBenchTaskInfo,
+    class_table,
+    infer_task_name,
+)
 from satdifuser.data.meta import make_meta
 from satdifuser.errors import (
     ConfigError,
@@ -241,14 +246,7 @@ class GeoBench(Dataset[Sample]):
         names = next(
             (lt[k] for k in ("_class_names", "class_names", "class_name") if lt.get(k)), None
         )
-        if isinstance(names, (list, tuple)) and len(names) == self.num_classes:
-            self.classes, self.classes_source = [str(c) for c in names], "task_specs.pkl"
-        elif self.info.class_names and len(self.info.class_names) == self.num_classes:
-            self.classes = list(self.info.class_names)
-            self.classes_source = self.info.class_names_source
-        else:
-            self.classes = [f"class_{i}" for i in range(self.num_classes)]
-            self.classes_source = "generic (no names in task_specs.pkl)"
+        self.classes, self.classes_source = class_table(self.info, names, self.num_classes)
         self.ignore_index = IGNORE_INDEX
         self.nodata_class = self.info.nodata_class
 

@@ -7,8 +7,15 @@ values (the real sample files have band means 7-99 with 255 as maximum, and Terr
 ``m_SA_crop_type.py`` means are 12.7-83.6), so its RGB rule is ``/255`` and not the ``/4095``
 method.md infers; ``/4095`` would give images with mean ≈0.01.
 
-Class names here are fallbacks used only when ``task_specs.pkl`` carries none (the real
-m-SA-crop-type specs have ``_class_names=None``); their source is given per task.
+Class tables (``docs/geobench_classes.md`` has the evidence per task). A table marked
+``class_names_verified`` was checked against the label values of real files and the image content
+and is used even when ``task_specs.pkl`` names classes: the real m-eurosat specs list the names in
+the EuroSAT paper's order, but the labels are torchvision ``ImageFolder`` indices (alphabetical
+folder order; the five sample files labelled 0 are EuroSAT ``AnnualCrop`` images, not "Industrial
+Buildings"); m-chesapeake labels are the Chesapeake CVPR land-cover values (0 no data, 1 water ...
+6 roads), one above the converter's ``LABELS`` tuple, which ends in "no-data". Other tables are
+fallbacks used only when the specs carry no names (the real m-SA-crop-type specs have
+``_class_names=None``).
 """
 
 from __future__ import annotations
@@ -52,6 +59,8 @@ class GeoBenchTaskInfo:
         class_names_source: Where the fallback names come from.
         nodata_class: Class index meaning "no data" (not ignored by GEO-Bench), or None.
         split_sizes: Published train/valid/test sizes of the default partition (geobench.md §7).
+        class_names_verified: ``class_names`` were checked against real files and override the
+            names in ``task_specs.pkl`` (which are wrong for these tasks).
     """
 
     name: str
@@ -69,6 +78,7 @@ class GeoBenchTaskInfo:
     class_names_source: str = ""
     nodata_class: int | None = None
     split_sizes: tuple[int, int, int] | None = None
+    class_names_verified: bool = False
 
     @property
     def scale(self) -> float:
@@ -76,6 +86,14 @@ class GeoBenchTaskInfo:
         return SCALING_FACTORS[self.scaling]
 
 
+#: m-eurosat classes in label order: the EuroSAT folders sorted alphabetically (AnnualCrop,
+#: Forest, HerbaceousVegetation, Highway, Industrial, Pasture, PermanentCrop, Residential, River,
+#: SeaLake), named as in the task specs.
+EUROSAT_LABEL_ORDER: tuple[str, ...] = (
+    "Annual Crop", "Forest", "Herbaceous Vegetation", "Highway", "Industrial Buildings",
+    "Pasture", "Permanent Crop", "Residential Buildings", "River", "Sea and Lake",
+)  # fmt: skip
+_CONVERTER = "GEO-Bench converter {} (specs name them too)"
 _C = "classification_v1.0"
 _S = "segmentation_v1.0"
 _SAT = "A satellite image"
@@ -86,12 +104,10 @@ GEOBENCH_TASKS: dict[str, GeoBenchTaskInfo] = {
         GeoBenchTaskInfo(
             "m-eurosat", _C, "classification", 10, S2_RGB, "s2_dn", 256, _SAT, 64, 10.0,
             "Sentinel-2 L1C, 13 bands",
-            class_names=(
-                "Industrial Buildings", "Residential Buildings", "Annual Crop", "Permanent Crop",
-                "River", "Sea and Lake", "Herbaceous Vegetation", "Highway", "Pasture", "Forest",
-            ),
-            class_names_source="m-eurosat task_specs.pkl (sample files)",
-            split_sizes=(2000, 1000, 1000),
+            class_names=EUROSAT_LABEL_ORDER,
+            class_names_source="verified: label = EuroSAT folder index in alphabetical order "
+            "(docs/geobench_classes.md); the task_specs.pkl names are in the paper's order",
+            split_sizes=(2000, 1000, 1000), class_names_verified=True,
         ),
         GeoBenchTaskInfo(
             "m-bigearthnet", _C, "multilabel", 43, S2_RGB, "s2_dn", 256, _SAT, 120, 10.0,
@@ -105,7 +121,8 @@ GEOBENCH_TASKS: dict[str, GeoBenchTaskInfo] = {
         GeoBenchTaskInfo(
             "m-brick-kiln", _C, "classification", 2, S2_RGB, "s2_dn", 256, _SAT, 64, 10.0,
             "Sentinel-2, 13 bands", class_names=("not brick kiln", "brick kiln"),
-            class_names_source="legacy brick-kiln task_specs.pkl (sample files)",
+            class_names_source="brick-kiln task_specs.pkl; label_map 67,284 x 0 / 6,329 x 1 "
+            "(docs/geobench_classes.md)",
             split_sizes=(15063, 999, 999),
         ),
         GeoBenchTaskInfo(
@@ -114,20 +131,28 @@ GEOBENCH_TASKS: dict[str, GeoBenchTaskInfo] = {
         ),
         GeoBenchTaskInfo(
             "m-pv4ger", _C, "classification", 2, AERIAL_RGB, "uint8", 512, _SAT, 320, 0.1,
-            "aerial RGB, 8-bit", split_sizes=(11814, 999, 999),
+            "aerial RGB, 8-bit", class_names=("no solar pv", "solar pv"),
+            class_names_source=_CONVERTER.format("pv4ger.py LABELS"),
+            split_sizes=(11814, 999, 999),
         ),
         GeoBenchTaskInfo(
             "m-pv4ger-seg", _S, "segmentation", 2, AERIAL_RGB, "uint8", 512, _SAT, 320, 0.1,
-            "aerial RGB, 8-bit", split_sizes=(3000, 403, 403),
+            "aerial RGB, 8-bit", class_names=("no solar pv", "solar pv"),
+            class_names_source=_CONVERTER.format("pv4ger.py LABELS (mask > 0 -> 1)"),
+            split_sizes=(3000, 403, 403),
         ),
         GeoBenchTaskInfo(
             "m-nz-cattle", _S, "segmentation", 2, AERIAL_RGB, "uint8", 512,
             "A satellite image of New Zealand cattles", 500, 0.1, "aerial RGB, 8-bit",
+            class_names=("no cattle", "cattle"),
+            class_names_source=_CONVERTER.format("nz_cattle_detection.py"),
             split_sizes=(524, 66, 65),
         ),
         GeoBenchTaskInfo(
             "m-NeonTree", _S, "segmentation", 2, AERIAL_RGB, "uint8", 512, _SAT, 400, 0.1,
             "aerial RGB 0.1 m + canopy height model + NEON hyperspectral (369 bands, 1 m)",
+            class_names=("no tree", "tree"),
+            class_names_source=_CONVERTER.format("neon_tree.py"),
             split_sizes=(270, 94, 93),
         ),
         GeoBenchTaskInfo(
@@ -137,7 +162,8 @@ GEOBENCH_TASKS: dict[str, GeoBenchTaskInfo] = {
                 "no data", "well-managed plantation", "poorly-managed plantation", "non-plantation",
                 "residential", "background", "uncertain",
             ),
-            class_names_source="PANGAEA configs/dataset/mcashew-plantation.yaml",
+            class_names_source="GEO-Bench converter benin_smallholder_cashews.py LABELS "
+            "(= PANGAEA mcashew-plantation.yaml; mask values as rasterised by TorchGeo)",
             nodata_class=0, split_sizes=(1350, 400, 50),
         ),
         GeoBenchTaskInfo(
@@ -147,7 +173,8 @@ GEOBENCH_TASKS: dict[str, GeoBenchTaskInfo] = {
                 "no data", "Lucerne/Medics", "Planted pastures (perennial)", "Fallow",
                 "Wine grapes", "Weeds", "Small grain grazing", "Wheat", "Canola", "Rooibos",
             ),
-            class_names_source="PANGAEA configs/dataset/msa-crop-type.yaml",
+            class_names_source="GEO-Bench converter crop_type_south_africa.py crop_labels "
+            "(raw labels.tif values; 0 = unlabelled land in the sample files)",
             nodata_class=0, split_sizes=(3000, 1000, 1000),
         ),
         GeoBenchTaskInfo(
@@ -155,11 +182,12 @@ GEOBENCH_TASKS: dict[str, GeoBenchTaskInfo] = {
             "A satellite image of Cheasapeake landcovers", 256, 1.0,
             "NAIP 4 bands, float in [0, 1]",
             class_names=(
-                "water", "tree-canopy-forest", "low-vegetation-field", "barren-land",
-                "impervious-other", "impervious-roads", "no data",
+                "no data", "water", "tree-canopy-forest", "low-vegetation-field", "barren-land",
+                "impervious-other", "impervious-roads",
             ),
-            class_names_source="PANGAEA configs/dataset/mchesapeake-landcover.yaml",
-            nodata_class=6, split_sizes=(3000, 1000, 1000),
+            class_names_source="verified: Chesapeake CVPR land-cover values 1..6, 0 unused "
+            "(docs/geobench_classes.md); PANGAEA and the converter list them shifted by one",
+            nodata_class=0, split_sizes=(3000, 1000, 1000), class_names_verified=True,
         ),
     )
 }
@@ -170,6 +198,27 @@ DATASET_NAME_ALIASES: dict[str, str] = {
     "southafricacroptype": "m-SA-crop-type",
     "brick_kiln_v1.0": "m-brick-kiln",
 }
+
+
+def class_table(
+    info: GeoBenchTaskInfo, specs_names: object, num_classes: int
+) -> tuple[list[str], str]:
+    """Class names of a task and where they come from.
+
+    Order: the verified table of ``info`` (overrides the specs), the names in ``task_specs.pkl``
+    (``specs_names``, when there is one per class), the fallback table of ``info``, generic names.
+    """
+    table = info.class_names
+    if info.class_names_verified and table and len(table) == num_classes:
+        source = info.class_names_source
+        if isinstance(specs_names, (list, tuple)) and list(specs_names) != list(table):
+            source += " (task_specs.pkl names overridden)"
+        return list(table), source
+    if isinstance(specs_names, (list, tuple)) and len(specs_names) == num_classes:
+        return [str(c) for c in specs_names], "task_specs.pkl"
+    if table and len(table) == num_classes:
+        return list(table), info.class_names_source
+    return [f"class_{i}" for i in range(num_classes)], "generic (no names in task_specs.pkl)"
 
 
 def infer_task_name(dir_name: str, dataset_name: str | None = None) -> str | None:
@@ -193,11 +242,13 @@ def infer_task_name(dir_name: str, dataset_name: str | None = None) -> str | Non
 __all__ = [
     "AERIAL_RGB",
     "DATASET_NAME_ALIASES",
+    "EUROSAT_LABEL_ORDER",
     "GEOBENCH_TASKS",
     "S2_RGB",
     "SCALING_FACTORS",
     "GeoBenchTaskInfo",
     "ScalingRule",
     "TaskType",
+    "class_table",
     "infer_task_name",
 ]
