@@ -21,10 +21,14 @@ ALLOWED: dict[str, set[str]] = {
     "features": {"backbones", "data"},
     "interop": {"backbones", "features", "fusion", "heads"},
     "pretrain": {"data", "backbones"},
-    "tasks": {"data", "backbones", "features", "fusion", "heads", "viz", "interop"},
+    "model": {"backbones", "features", "fusion", "heads"},
+    "predict": {"data", "backbones", "features", "fusion", "heads", "model", "viz"},
+    "tasks": {"data", "backbones", "features", "fusion", "heads", "viz", "interop", "model"},
     "bench": {"data", "backbones", "features", "fusion", "heads", "viz", "interop", "tasks",
+              "model", "predict",
               "baselines", "pretrain"},
     "cli": {"data", "backbones", "features", "fusion", "heads", "viz", "interop", "tasks",
+            "model", "predict",
             "baselines", "pretrain", "bench"},
 }
 

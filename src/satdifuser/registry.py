@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import functools
+import inspect
+import json
 from collections.abc import Callable, Iterator
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from satdifuser.errors import ConfigError, UnknownNameError
 
@@ -54,6 +57,21 @@ class Registry(Generic[T]):
         """Sorted registered names matching a shell-style ``pattern``."""
         return sorted(n for n in self._entries if fnmatch.fnmatch(n, pattern))
 
+    def name_of(self, factory: object) -> str:
+        """The registered name of ``factory`` (a class or function), for rebuilding by name.
+
+        Raises:
+            UnknownNameError: ``factory`` is not registered.
+        """
+        for name, fn in self._entries.items():
+            if fn is factory:
+                return name
+        label = getattr(factory, "__qualname__", type(factory).__name__)
+        raise UnknownNameError(
+            f"{self.kind} {label} is not registered, so a saved model cannot name it; register "
+            f"it (@{self.kind.upper()}S.register(name)) or use one of {', '.join(self.names())}"
+        )
+
     def __contains__(self, name: object) -> bool:
         return name in self._entries
 
@@ -64,4 +82,33 @@ class Registry(Generic[T]):
         return len(self._entries)
 
 
-__all__ = ["Registry"]
+def recorded_init(cls: type, skip: tuple[str, ...]) -> None:
+    """Make instances of ``cls`` remember their constructor keywords in ``init_config``.
+
+    Called from a base class's ``__init_subclass__``: the outermost ``__init__`` of an instance
+    records its bound arguments (defaults applied, ``skip`` left out) as a JSON-able dict, so
+    a saved model can rebuild the module from its registry name and ``init_config`` alone.
+    """
+    init = cls.__dict__.get("__init__")
+    if init is None or getattr(init, "_records_init", False):
+        return
+    signature = inspect.signature(init)
+
+    @functools.wraps(init)
+    def wrapped(self: Any, *args: Any, **kwargs: Any) -> None:
+        if "init_config" not in self.__dict__:
+            bound = signature.bind(self, *args, **kwargs)
+            bound.apply_defaults()
+            config = {k: v for k, v in list(bound.arguments.items())[1:] if k not in skip}
+            params = signature.parameters
+            for k, p in params.items():
+                if p.kind is inspect.Parameter.VAR_KEYWORD and k in config:
+                    config.update(config.pop(k))
+            object.__setattr__(self, "init_config", json.loads(json.dumps(config, default=str)))
+        init(self, *args, **kwargs)
+
+    wrapped._records_init = True  # type: ignore[attr-defined]
+    cls.__init__ = wrapped  # type: ignore[misc]
+
+
+__all__ = ["Registry", "recorded_init"]

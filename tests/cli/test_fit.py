@@ -71,7 +71,7 @@ def test_fit_then_test_writes_the_run_directory_in_under_60_s(fitted: tuple[Path
     assert _load(init["head"]["class_path"]) is LinearHead
     with safe_open(str(run / "best.safetensors"), "pt") as fh:
         keys, meta = list(fh.keys()), fh.metadata()
-    assert keys and all(k.startswith(("fusion.", "head.")) for k in keys)
+    assert keys and all(k.startswith(("standardizer.", "fusion.", "head.")) for k in keys)
     assert "GlobalWeightedFusion" in meta["config"]  # the resolved config travels with it
     env = json.loads((run / "env.json").read_text())
     assert env["versions"]["torch"] == torch.__version__ and env["seed"] == 0

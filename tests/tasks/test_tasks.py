@@ -192,7 +192,7 @@ def test_trainable_checkpoint_round_trip_and_mismatch(tmp_path: Path) -> None:
             p.add_(torch.randn_like(p))
     path = save_trainable(a, tmp_path / "best.safetensors", {"epoch": 3, "score": 0.5})
     tensors, meta = read_checkpoint(path)
-    assert all(k.startswith(("fusion.", "head.")) for k in tensors)
+    assert all(k.startswith(("standardizer.", "fusion.", "head.")) for k in tensors)
     assert not any(k.startswith("extractor") for k in tensors)
     assert meta["epoch"] == "3" and meta["task"].endswith("ClassificationTask")
     b = cls_task()

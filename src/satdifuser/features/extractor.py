@@ -66,6 +66,8 @@ class FeatureExtractor(nn.Module):
         prompt: Text prompt of text-conditioned UNets (embedded once).
         use_metadata: Feed DiffusionSat metadata (zeros when none is given); False drops the term.
         inversion_steps: Steps of the DDIM inversion grid over 1000 timesteps (stride 1000/steps).
+        pool: Adaptive-average-pool every map to at most ``pool`` x ``pool`` (None: full maps).
+            Part of the spec, so it keys the feature cache; needs a fixed ``image_size``.
 
     The backbone is frozen and deliberately *not* a registered submodule: it is not part of
     ``state_dict()`` or ``parameters()``; ``.to()``/``.cuda()`` still move it. ``train()`` keeps
@@ -88,6 +90,7 @@ class FeatureExtractor(nn.Module):
         prompt: str = "a satellite image",
         use_metadata: bool = True,
         inversion_steps: int = 50,
+        pool: int | None = None,
     ) -> None:
         super().__init__()
         bb = create_backbone(backbone) if isinstance(backbone, str) else backbone
@@ -122,6 +125,17 @@ class FeatureExtractor(nn.Module):
                 f"downsampling of backbone {bb.name!r}); use e.g. "
                 f"{max(1, round(max(size, 1) / bb.total_downsample)) * bb.total_downsample}"
             )
+        if pool is not None and (isinstance(pool, bool) or not isinstance(pool, int) or pool < 1):
+            raise ConfigError(
+                f"pool={pool!r} must be an integer >= 1 (e.g. 4 for 4 x 4 maps) or null (full maps)"
+            )
+        if pool is not None and not size:
+            raise ConfigError(
+                "pool needs a fixed working size, but image_size=0 keeps each batch's own size; "
+                "set image_size (e.g. 64) or pool: null"
+            )
+        self.backbone_source = backbone if isinstance(backbone, str) else bb.name
+        self._inversion_steps = int(inversion_steps)
         self._schedule: list[int] = []
         extra: dict[str, str] = {}
         if noise == "ddim_inversion":
@@ -144,17 +158,44 @@ class FeatureExtractor(nn.Module):
             prompt=prompt,
             use_metadata=bool(use_metadata),
             extra=extra,
+            pool=None if pool is None else int(pool),
         )
         self.tap_names: list[str] = tap_names
         self._levels = len(bb.unet.down_blocks)  # type: ignore[arg-type]
         self._prompt = bb.prompt_embedding(prompt)
         self._tap_channels, self._tap_reduction, self._stop_after = self._probe()
         self.feature_info: list[FeatureInfo] = [
-            FeatureInfo(tap, t, self._tap_channels[tap], self._tap_reduction[tap])
+            FeatureInfo(tap, t, self._tap_channels[tap], self._pooled_reduction(tap))
             for t in ts
             for tap in tap_names
         ]
         self.eval()
+
+    def _pooled_reduction(self, tap: str) -> int:
+        """Reduction of a tap's map as returned (after the optional pooling)."""
+        r, pool, size = self._tap_reduction[tap], self.spec.pool, self.spec.image_size
+        if pool is None:
+            return r
+        side = -(-size // r)  # the UNet's ceil
+        return r if side <= pool else max(1, size // pool)
+
+    def config(self) -> dict[str, Any]:
+        """Constructor arguments (besides the backbone) that rebuild this extractor."""
+        spec = self.spec
+        return {
+            "timesteps": list(spec.timesteps),
+            "taps": list(spec.taps),
+            "image_size": spec.image_size,
+            "noise": spec.noise,
+            "ensemble": spec.ensemble,
+            "seed": spec.seed,
+            "posterior": spec.posterior,
+            "dtype": spec.dtype,
+            "prompt": spec.prompt,
+            "use_metadata": spec.use_metadata,
+            "inversion_steps": self._inversion_steps,
+            "pool": spec.pool,
+        }
 
     # ----------------------------------------------------------------- basics
     @property
@@ -316,6 +357,10 @@ class FeatureExtractor(nn.Module):
         images, metadata = self._check(images, metadata)
         with torch.inference_mode():
             feats = self._extract(images.to(self.device), metadata)
+            if self.spec.pool is not None:
+                from satdifuser.features.pooling import pool_map
+
+                feats = [pool_map(f, self.spec.pool) for f in feats]
         return [f.float().clone() for f in feats]  # normal tensors, usable in autograd
 
     def _extract(self, images: Tensor, metadata: Tensor | None) -> list[Tensor]:

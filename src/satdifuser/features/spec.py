@@ -73,6 +73,9 @@ class FeatureSpec:
         prompt: Text prompt for text-conditioned UNets.
         use_metadata: Feed DiffusionSat metadata embeddings (False drops the term, as the
             reference did).
+        pool: Adaptive-average-pool every map to at most ``pool`` x ``pool`` before it leaves
+            the extractor (None keeps full maps, as segmentation needs). Small maps make
+            classification caches tens of MB instead of GB and fusion training fast.
     """
 
     timesteps: tuple[int, ...] = DEFAULT_TIMESTEPS
@@ -86,10 +89,15 @@ class FeatureSpec:
     prompt: str = "a satellite image"
     use_metadata: bool = True
     extra: dict[str, str] = field(default_factory=dict, hash=False, compare=True)
+    pool: int | None = None
 
     def to_dict(self) -> dict[str, object]:
-        """Plain-JSON form (tuples become lists)."""
-        return json.loads(json.dumps(asdict(self)))
+        """Plain-JSON form (tuples become lists); ``pool`` only when set, so the digests of
+        unpooled specs stay what they were before pooling existed."""
+        out = json.loads(json.dumps(asdict(self)))
+        if out.get("pool") is None:
+            out.pop("pool", None)
+        return out
 
     def digest(self, *parts: object) -> str:
         """Stable hex digest of this spec plus anything else that identifies the features."""

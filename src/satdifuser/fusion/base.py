@@ -18,7 +18,7 @@ from torch import Tensor, nn
 
 from satdifuser.errors import ConfigError, InputShapeError
 from satdifuser.features.spec import FeatureInfo, scales, taps_of, timesteps_of
-from satdifuser.registry import Registry
+from satdifuser.registry import Registry, recorded_init
 
 FUSIONS: Registry = Registry("fusion")
 """Fusers by registry name: ``concat``, ``global_weighted``, ``local_weighted``, ``moe``."""
@@ -79,6 +79,10 @@ class BaseFusion(nn.Module):
 
     out_channels: list[int]
     out_reductions: list[int]
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        recorded_init(cls, skip=("feature_info",))
 
     def __init__(self, feature_info: Sequence[FeatureInfo]) -> None:
         super().__init__()

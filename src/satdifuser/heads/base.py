@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from satdifuser.errors import ConfigError, InputShapeError
-from satdifuser.registry import Registry
+from satdifuser.registry import Registry, recorded_init
 
 HEADS: Registry = Registry("head")
 """Heads by registry name: ``linear``, ``multilabel_linear``, ``upernet``, ``fpn``."""
@@ -30,6 +30,10 @@ class BaseHead(nn.Module):
     Raises:
         ConfigError: empty ``in_channels`` or a size below 1.
     """
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        recorded_init(cls, skip=("in_channels", "num_classes"))
 
     def __init__(self, in_channels: Sequence[int], num_classes: int) -> None:
         super().__init__()

@@ -27,6 +27,7 @@ from torchmetrics.classification import MulticlassConfusionMatrix
 from satdifuser.errors import CheckpointError, ConfigError, InputError
 from satdifuser.features.spec import FeatureInfo
 from satdifuser.fusion.base import BaseFusion, create_fusion
+from satdifuser.model import ChannelStandardizer, SatDiFuserModel
 from satdifuser.tasks.checkpoint import BestTrainableCheckpoint
 from satdifuser.tasks.checks import check_datamodule, check_labels
 from satdifuser.tasks.metrics import flatten_metrics, present_classes
@@ -79,6 +80,7 @@ class BaseTask(LightningModule):
         min_lr: float = 1e-5,
         schedule_epochs: int | None = None,
         early_stopping_patience: int | None = 10,
+        standardize: bool = False,
     ) -> None:
         super().__init__()
         if not isinstance(num_classes, int) or num_classes < 1:
@@ -105,6 +107,7 @@ class BaseTask(LightningModule):
             list(class_names) if class_names else [str(i) for i in range(num_classes)]
         )
         self.extractor = extractor.requires_grad_(False).eval()
+        self.standardizer = ChannelStandardizer([f.channels for f in info], bool(standardize))
         self.fusion = self._build_fusion(fusion, fusion_args, list(info))
         self.head = self._build_head(head, head_args, list(self.fusion.out_channels), num_classes)
         self.save_hyperparameters(ignore=["extractor", "fusion", "head"])
@@ -122,6 +125,43 @@ class BaseTask(LightningModule):
         self.fusion_weights: dict[str, dict[str, Tensor]] = {}
         self._weight_sums: dict[str, Tensor] = {}
         self._weight_count = 0
+        self.input_contract: dict[str, Any] = {}
+        self.card: dict[str, Any] = {}
+
+    # -- the model ----------------------------------------------------------------------------
+
+    @property
+    def model(self) -> SatDiFuserModel:
+        """The trained product: this task's extractor, standardiser, fusion and head as one
+        :class:`~satdifuser.model.SatDiFuserModel` (the same modules, not copies)."""
+        channels = getattr(self.extractor, "in_channels", None) or 3
+        contract = {"channels": int(channels), **self.input_contract}
+        return SatDiFuserModel(
+            self.extractor, self.fusion, self.head, self.task_type, self.class_names,
+            self.standardizer, input_contract=contract, ignore_index=self.ignore_index,
+            card=self.card,
+        )  # fmt: skip
+
+    def on_fit_start(self) -> None:
+        """Fit the standardiser on the training features (once) and read the input contract."""
+        dm = getattr(self.trainer, "datamodule", None)
+        contract = getattr(dm, "input_contract", None)
+        if callable(contract):
+            self.input_contract = dict(contract())
+        if not self.standardizer.enabled or self.standardizer.is_fitted:
+            return
+        if dm is not None and callable(getattr(dm, "train_dataloader", None)):
+            loader = dm.train_dataloader()
+        else:
+            loader = self.trainer.fit_loop._data_source.dataloader()
+        device = self.device
+
+        def batches() -> Any:
+            for batch in loader:
+                batch = self.transfer_batch_to_device(batch, device, 0)
+                yield self.features(batch)
+
+        self.standardizer.fit(batches())
 
     # -- construction -------------------------------------------------------------------------
 
@@ -212,8 +252,8 @@ class BaseTask(LightningModule):
             return list(self.extractor(batch["image"], batch.get("meta")))
 
     def forward_features(self, features: list[Tensor], output_size: Any = None) -> Tensor:
-        """Logits from extracted features: fusion, then head."""
-        return self.head(self.fusion(features), output_size=output_size)
+        """Logits from extracted features: standardiser, fusion, then head."""
+        return self.head(self.fusion(self.standardizer(features)), output_size=output_size)
 
     def forward(self, images: Tensor, meta: Tensor | None = None) -> Tensor:
         """Logits for images (B, 3, H, W) in [0, 1]."""
@@ -375,8 +415,10 @@ class BaseTask(LightningModule):
     # -- trainable state ----------------------------------------------------------------------
 
     def trainable_state_dict(self) -> dict[str, Tensor]:
-        """Fusion + head state (parameters and persistent buffers), keys prefixed by module."""
-        out = {f"fusion.{k}": v for k, v in self.fusion.state_dict().items()}
+        """Standardiser + fusion + head state (parameters and persistent buffers), keys prefixed
+        by module."""
+        out = {f"standardizer.{k}": v for k, v in self.standardizer.state_dict().items()}
+        out.update({f"fusion.{k}": v for k, v in self.fusion.state_dict().items()})
         out.update({f"head.{k}": v for k, v in self.head.state_dict().items()})
         return out
 
@@ -386,6 +428,14 @@ class BaseTask(LightningModule):
         Raises:
             CheckpointError: missing or unexpected keys, or shape mismatches.
         """
+        if not any(k.startswith("standardizer.") for k in state):  # checkpoints before 0.2
+            if self.standardizer.enabled:
+                raise CheckpointError(
+                    f"{source} holds no standardiser statistics but standardize is on; retrain "
+                    "or set standardize: false"
+                )
+            state = {**state, **{f"standardizer.{k}": v
+                                 for k, v in self.standardizer.state_dict().items()}}  # fmt: skip
         mine = self.trainable_state_dict()
         missing = sorted(set(mine) - set(state))
         extra = sorted(set(state) - set(mine))
@@ -399,7 +449,8 @@ class BaseTask(LightningModule):
                 f"{source} does not fit this model: {what} keys; it was trained with another "
                 "fusion/head/extractor config; use the run's config.yaml"
             )
-        for prefix, module in (("fusion.", self.fusion), ("head.", self.head)):
+        for prefix, module in (("standardizer.", self.standardizer), ("fusion.", self.fusion),
+                               ("head.", self.head)):  # fmt: skip
             sub = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
             module.load_state_dict(sub, strict=True)
 

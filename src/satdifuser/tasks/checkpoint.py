@@ -31,6 +31,8 @@ if TYPE_CHECKING:
     from satdifuser.tasks.base import BaseTask
 
 BEST_NAME = "best.safetensors"
+MODEL_DIR = "model"
+"""Folder of the run directory that holds the best epoch's :class:`SatDiFuserModel`."""
 FORMAT = "satdifuser-trainable-v1"
 
 
@@ -183,6 +185,14 @@ class BestTrainableCheckpoint(Callback):
                 extra["config"] = config
             save_trainable(pl_module, self.best_path, extra)  # type: ignore[arg-type]
             info = {k: v for k, v in extra.items() if k != "config"}
+            model = getattr(pl_module, "model", None)
+            if model is not None and callable(getattr(model, "save_pretrained", None)):
+                card = {"trained": {"epoch": trainer.current_epoch, self.monitor: score},
+                        "command": "satdifuser fit", **getattr(pl_module, "card", {})}  # fmt: skip
+                data = _data_description(trainer)
+                if data:
+                    card["data"] = data
+                model.save_pretrained(folder / MODEL_DIR, card=card)
             atomic_write_json(folder / "best.json", {**info, "checkpoint": BEST_NAME})
 
     def state_dict(self) -> dict[str, Any]:
@@ -195,6 +205,19 @@ class BestTrainableCheckpoint(Callback):
         self.best_epoch = state_dict.get("best_epoch")
 
 
+def _data_description(trainer: Trainer) -> str | None:
+    dm = getattr(trainer, "datamodule", None)
+    if dm is None:
+        return None
+    inner = getattr(dm, "datamodule", dm)
+    parts = [type(inner).__name__]
+    for attr in ("root", "task", "budget", "partition"):
+        value = getattr(inner, attr, None)
+        if value is not None:
+            parts.append(f"{attr}={value}")
+    return " ".join(parts)
+
+
 def _text(v: object) -> str:
     return v if isinstance(v, str) else json.dumps(v)
 
@@ -205,6 +228,7 @@ def _short(s: str, n: int = 80) -> str:
 
 __all__ = [
     "BEST_NAME",
+    "MODEL_DIR",
     "BestTrainableCheckpoint",
     "load_trainable",
     "read_checkpoint",
