@@ -14,7 +14,7 @@ import shlex
 import signal
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from satdifuser.errors import ConfigError
 
@@ -45,9 +45,16 @@ def _csv(kind: type):
     return parse
 
 
+class _Parser(argparse.ArgumentParser):
+    """Reports a bad argument as a one-line :class:`ConfigError` instead of usage + exit."""
+
+    def error(self, message: str) -> NoReturn:
+        raise ConfigError(f"{message}; run `satdifuser pretrain --help` for the options")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``satdifuser pretrain``."""
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="satdifuser pretrain",
         description="Pre-train a pixel-space diffusion UNet on the unlabeled EuroSAT pool. "
         "Re-running with the same --out resumes exactly from the latest checkpoint.",
@@ -121,15 +128,64 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
+def _check_args(args: argparse.Namespace) -> None:
+    """Refuse contradictory or out-of-range options before anything is loaded or created."""
+    if args.threads is not None and args.threads < 1:
+        raise ConfigError(f"--threads={args.threads} is invalid: expected an integer >= 1")
+    if args.export is not None:
+        if args.to is None:
+            raise ConfigError("--export needs --to DIR (the export folder); add --to DIR")
+        if args.out is not None or args.init_from is not None:
+            raise ConfigError(
+                "--export RUN_DIR --to DIR writes an export and trains nothing; "
+                "drop --out/--init-from (or drop --export to train)"
+            )
+        for flag in ("sample_images", "sample_steps"):
+            if getattr(args, flag) < 1:
+                name = "--" + flag.replace("_", "-")
+                raise ConfigError(f"{name}={getattr(args, flag)} is invalid: expected >= 1")
+        return
+    if args.to is not None:
+        raise ConfigError("--to is only used with --export RUN_DIR; add --export or drop --to")
+    if args.out is None:
+        raise ConfigError("--out RUN_DIR is required (or --export RUN_DIR --to DIR); add --out")
+    if args.out.exists() and not args.out.is_dir():
+        raise ConfigError(f"--out {args.out} is a file, not a folder; pick another --out")
+    if args.max_steps is None and args.steps is None and args.max_minutes is None:
+        raise ConfigError("no stop condition: pass --max-steps, --steps or --max-minutes")
+
+
+def _export(args: argparse.Namespace) -> int:
+    from satdifuser.pretrain import export_pipeline
+
+    summary = export_pipeline(
+        args.export,
+        args.to,
+        name=args.name,
+        overwrite=args.overwrite,
+        sample_images=args.sample_images,
+        sample_steps=args.sample_steps,
+    )
+    print(
+        f"exported {args.export} (step {summary['steps']}, {summary['params'] / 1e6:.2f}M "
+        f"params, {summary['size_mb']:.1f} MB) to {summary['out_dir']}"
+    )
+    return 0
+
+
 def run(argv: list[str]) -> int:
-    """Entry point of ``satdifuser pretrain``."""
+    """Entry point of ``satdifuser pretrain``.
+
+    Returns 0 when the run reached its stop condition (--steps, --max-steps, --max-minutes), and
+    128 + the signal number when SIGINT/SIGTERM stopped it (after its checkpoint was written).
+    """
     args = build_parser().parse_args(argv)
+    _check_args(args)
     import torch
 
     from satdifuser.pretrain import (
         PretrainTrainer,
         RunOptions,
-        export_pipeline,
         find_data_root,
         load_images,
         pretrain_paths,
@@ -141,41 +197,9 @@ def run(argv: list[str]) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.export is not None:
-        if args.to is None:
-            raise ConfigError("--export needs --to DIR (the export folder); add --to DIR")
-        summary = export_pipeline(
-            args.export,
-            args.to,
-            name=args.name,
-            overwrite=args.overwrite,
-            sample_images=args.sample_images,
-            sample_steps=args.sample_steps,
-        )
-        print(
-            f"exported {args.export} (step {summary['steps']}, {summary['params'] / 1e6:.2f}M "
-            f"params, {summary['size_mb']:.1f} MB) to {summary['out_dir']}"
-        )
-        return 0
-    if args.out is None:
-        raise ConfigError("--out RUN_DIR is required (or --export RUN_DIR --to DIR); add --out")
-    if args.max_steps is None and args.steps is None and args.max_minutes is None:
-        raise ConfigError("no stop condition: pass --max-steps, --steps or --max-minutes")
-    exported = None
-    if args.init_from is not None and latest_checkpoint(args.out) is None:
-        exported = read_export(args.init_from)
-    elif args.init_from is not None:
-        note = f"pretrain: {args.out} has a checkpoint: resuming it, --init-from ignored"
-        print(note, file=sys.stderr)
-    config = resolve_config(args.out, _overrides(args), exported.config if exported else None)
-    root = find_data_root(args.data, os.environ.get("SATDIFUSER_DATA"), Path.cwd())
-    paths = pretrain_paths(root, args.split)
-    print(
-        f"pretrain: {len(paths)} '{args.split}' images from {root}; loading into memory",
-        file=sys.stderr,
-    )
-    images = load_images(paths, config.sample_size)
+        return _export(args)
     command = shlex.join(["satdifuser", "pretrain", *argv])
-    options = RunOptions(
+    options = RunOptions(  # validates the per-invocation options (steps, device, ...)
         max_steps=args.max_steps,
         steps=args.steps,
         max_minutes=args.max_minutes,
@@ -188,7 +212,24 @@ def run(argv: list[str]) -> int:
         progress=not args.no_progress,
         command=command,
     )
+    exported = None
+    resuming = latest_checkpoint(args.out) is not None  # an incomplete checkpoint stops here
+    if args.init_from is not None and not resuming:
+        exported = read_export(args.init_from)
+    elif args.init_from is not None:
+        note = f"pretrain: {args.out} has a checkpoint: resuming it, --init-from ignored"
+        print(note, file=sys.stderr)
+    config = resolve_config(args.out, _overrides(args), exported.config if exported else None)
+    root = find_data_root(args.data, os.environ.get("SATDIFUSER_DATA"), Path.cwd())
+    paths = pretrain_paths(root, args.split)
+    print(
+        f"pretrain: {len(paths)} '{args.split}' images from {root}; loading into memory",
+        file=sys.stderr,
+    )
+    images = load_images(paths, config.sample_size)
     trainer = PretrainTrainer(args.out, config, images, options, init_from=exported)
+    for note in trainer.notes:
+        print(f"pretrain: {note}", file=sys.stderr)
     print(
         f"pretrain: run {args.out} at step {trainer.step}, "
         f"{sum(p.numel() for p in trainer.unet.parameters()) / 1e6:.2f}M params, "
@@ -200,12 +241,12 @@ def run(argv: list[str]) -> int:
             f"pretrain: {args.device} has no native bf16: training in fp32 (emulated bf16 is slow)",
             file=sys.stderr,
         )
-    stop = {"flag": False}
+    stop: dict[str, int | None] = {"signal": None}
 
     def _handler(signum: int, _frame: object) -> None:
-        if stop["flag"]:
+        if stop["signal"] is not None:
             raise KeyboardInterrupt
-        stop["flag"] = True
+        stop["signal"] = signum
         print(
             f"\npretrain: signal {signum}: stopping after this step (checkpointing)",
             file=sys.stderr,
@@ -213,7 +254,7 @@ def run(argv: list[str]) -> int:
 
     previous = {s: signal.signal(s, _handler) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        summary = trainer.run(stop_requested=lambda: stop["flag"])
+        summary = trainer.run(stop_requested=lambda: stop["signal"] is not None)
     finally:
         for s, h in previous.items():
             signal.signal(s, h)
@@ -224,4 +265,13 @@ def run(argv: list[str]) -> int:
         f"last loss {loss if loss is None else round(loss, 5)}, "
         f"{summary['img_per_s']:.1f} img/s; checkpoint in {args.out / 'checkpoint'}"
     )
+    signum = stop["signal"]
+    if summary["stopped_by"] == "interrupted" and signum is not None:
+        name = signal.Signals(signum).name
+        print(
+            f"pretrain: stopped by {name} at step {summary['step']}; the checkpoint is saved: "
+            "rerun the same command to resume exactly from it",
+            file=sys.stderr,
+        )
+        return 128 + signum
     return 0

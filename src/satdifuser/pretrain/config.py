@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -82,7 +84,11 @@ class PretrainConfig:
 
     def __post_init__(self) -> None:
         for name in ("block_out_channels", "down_block_types", "up_block_types"):
-            object.__setattr__(self, name, tuple(getattr(self, name)))
+            value = getattr(self, name)
+            if isinstance(value, str) or not isinstance(value, (list, tuple)) or not value:
+                raise ConfigError(f"{name}={value!r} must be a non-empty list")
+            object.__setattr__(self, name, tuple(value))
+        self._check_types()
         levels = len(self.block_out_channels)
         if len(self.down_block_types) != levels or len(self.up_block_types) != levels:
             raise ConfigError(
@@ -117,6 +123,57 @@ class PretrainConfig:
             )
         if not 0.0 <= self.ema_max_decay < 1.0:
             raise ConfigError(f"ema_max_decay={self.ema_max_decay} must be in [0, 1)")
+        self._check_attention()
+
+    def _check_types(self) -> None:
+        """Every field has its type, and counts and rates are in range (a JSON typo is caught)."""
+        positive = ("sample_size", "layers_per_block", "attention_head_dim", "norm_num_groups")
+        for name in (*positive, "num_train_timesteps", "warmup_steps", "batch_size", "seed"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise ConfigError(f"{name}={value!r} must be an integer")
+        for name in (*positive, "num_train_timesteps"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name}={getattr(self, name)!r} must be >= 1")
+        for c in self.block_out_channels:
+            if not isinstance(c, int) or isinstance(c, bool) or c < 1:
+                raise ConfigError(
+                    f"block_out_channels {list(self.block_out_channels)} must be integers >= 1"
+                )
+        for name in ("down_block_types", "up_block_types"):
+            if not all(isinstance(b, str) for b in getattr(self, name)):
+                raise ConfigError(f"{name}={list(getattr(self, name))!r} must be block class names")
+        for name in ("lr", "weight_decay", "grad_clip", "ema_max_decay"):
+            value = getattr(self, name)
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+            if not ok or not math.isfinite(value):
+                raise ConfigError(f"{name}={value!r} must be a finite number")
+        if self.weight_decay < 0 or self.grad_clip < 0:
+            raise ConfigError(
+                f"weight_decay={self.weight_decay}, grad_clip={self.grad_clip}: expected >= 0"
+            )
+        for name in ("flips", "bf16"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"{name}={getattr(self, name)!r} must be true or false")
+
+    def _check_attention(self) -> None:
+        """Every level with attention (and the mid block) has at least one full head."""
+        levels = len(self.block_out_channels)
+        attn = {levels - 1: "the mid block"}
+        for i, name in enumerate(self.down_block_types):
+            if "Attn" in name:
+                attn.setdefault(i, name)
+        for i, name in enumerate(self.up_block_types):
+            if "Attn" in name:
+                attn.setdefault(levels - 1 - i, name)
+        for level in sorted(attn):
+            channels = self.block_out_channels[level]
+            if channels < self.attention_head_dim:
+                raise ConfigError(
+                    f"block_out_channels[{level}]={channels} is below attention_head_dim="
+                    f"{self.attention_head_dim}, but {attn[level]} uses attention at that level "
+                    "(zero heads); raise the channels or lower --attention-head-dim"
+                )
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict of the fields (tuples become lists)."""
@@ -128,6 +185,8 @@ class PretrainConfig:
     def from_dict(cls, data: dict[str, Any], source: str = "config") -> PretrainConfig:
         """Build from :meth:`to_dict` output; an unknown key is an error naming it."""
         known = {f.name for f in dataclasses.fields(cls)} - {"extra"}
+        if not isinstance(data, dict):
+            raise ConfigError(f"{source} must be a JSON object of config keys, got {data!r:.60}")
         unknown = sorted(set(data) - known)
         if unknown:
             raise ConfigError(
@@ -151,7 +210,12 @@ class PretrainConfig:
                 f"cannot read pre-training config {path}: {exc}; "
                 "the run dir is damaged, start a new one with another --out"
             ) from None
-        return cls.from_dict(data, source=str(path))
+        try:
+            return cls.from_dict(data, source=str(path))
+        except ConfigError as exc:
+            if str(path) in str(exc):
+                raise
+            raise ConfigError(f"{path} holds an invalid config: {exc}") from None
 
     def unet_kwargs(self) -> dict[str, Any]:
         """Keyword arguments of ``diffusers.UNet2DModel`` for this config."""
@@ -192,3 +256,29 @@ def build_scheduler(config: PretrainConfig):  # -> diffusers.DDPMScheduler
     from diffusers import DDPMScheduler
 
     return DDPMScheduler(**config.scheduler_kwargs())
+
+
+def check_model(config: PretrainConfig) -> None:
+    """Build ``config``'s UNet on the meta device and run one forward pass (no memory, ~0.1 s).
+
+    Catches what the field checks cannot: an unknown diffusers block name, or a combination
+    diffusers refuses, before any run folder exists.
+
+    Raises:
+        ConfigError: diffusers cannot build or run the model.
+    """
+    import torch
+
+    try:
+        with torch.device("meta"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            unet = build_unet(config)
+            size = config.sample_size
+            unet(torch.zeros(1, 3, size, size), torch.zeros(1, dtype=torch.long))
+    except Exception as exc:  # diffusers raises ValueError, TypeError, ZeroDivisionError, ...
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        raise ConfigError(
+            f"the UNet of this config cannot be built ({type(exc).__name__}: {first}); check "
+            "--channels, --down-blocks, --up-blocks (diffusers block class names), "
+            "--attention-head-dim and --norm-groups"
+        ) from None

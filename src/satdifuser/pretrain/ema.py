@@ -46,9 +46,16 @@ class EMAWeights:
         return self.shadow
 
     def load_state_dict(self, tensors: dict[str, torch.Tensor]) -> None:
-        """Restore shadow tensors; keys must match exactly."""
+        """Restore shadow tensors; keys and shapes must match exactly."""
         if set(tensors) != set(self.shadow):
             missing = sorted(set(self.shadow) - set(tensors))[:3]
             extra = sorted(set(tensors) - set(self.shadow))[:3]
             raise KeyError(f"EMA keys differ (missing {missing}, unexpected {extra})")
+        wrong = [k for k in self.shadow if tuple(tensors[k].shape) != tuple(self.shadow[k].shape)]
+        if wrong:
+            k = wrong[0]
+            raise KeyError(
+                f"EMA tensor {k} has shape {tuple(tensors[k].shape)}, "
+                f"expected {tuple(self.shadow[k].shape)}"
+            )
         self.shadow = {k: tensors[k].float().clone() for k in self.shadow}

@@ -18,7 +18,8 @@ import torch
 
 from satdifuser.errors import CheckpointError, ConfigError
 from satdifuser.pretrain.checkpoint import latest_checkpoint, load_checkpoint
-from satdifuser.pretrain.config import PretrainConfig, build_scheduler, build_unet
+from satdifuser.pretrain.config import PretrainConfig, build_scheduler, build_unet, check_model
+from satdifuser.pretrain.ema import EMAWeights
 from satdifuser.pretrain.sampling import generate, save_grid
 from satdifuser.pretrain.trainer import CONFIG_FILE, LOSS_FILE
 
@@ -108,26 +109,52 @@ def export_pipeline(
 ) -> dict[str, Any]:
     """Write the run's latest EMA weights as a diffusers pipeline folder; returns a summary."""
     run_dir, out_dir = Path(run_dir), Path(out_dir)
-    folder = latest_checkpoint(run_dir)
+    if not run_dir.is_dir():
+        raise CheckpointError(
+            f"run folder {run_dir} does not exist; pass the --out folder of a "
+            "`satdifuser pretrain` run"
+        )
+    folder = latest_checkpoint(run_dir)  # raises on an incomplete checkpoint
     if folder is None or not (run_dir / CONFIG_FILE).is_file():
         raise CheckpointError(
             f"{run_dir} holds no complete pre-training checkpoint; pass the --out folder of a "
             "`satdifuser pretrain` run"
         )
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ConfigError(f"export target {out_dir} is a file; pick a folder for --to")
     if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
         raise ConfigError(
             f"export target {out_dir} exists and is not empty; pass --overwrite to replace it"
         )
+    for name, value in (("--sample-images", sample_images), ("--sample-steps", sample_steps)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ConfigError(f"{name}={value!r} is invalid: expected an integer >= 1")
     cfg = PretrainConfig.load(run_dir / CONFIG_FILE)
+    if sample_steps > cfg.num_train_timesteps:
+        raise ConfigError(
+            f"--sample-steps={sample_steps} exceeds the {cfg.num_train_timesteps} training "
+            "timesteps; lower --sample-steps"
+        )
+    check_model(cfg)
     ck = load_checkpoint(folder)
     unet = build_unet(cfg)
-    unet.load_state_dict({**unet.state_dict(), **ck["ema"]})
+    ema = EMAWeights(unet, cfg.ema_max_decay)
+    try:
+        ema.load_state_dict(ck["ema"])
+    except KeyError as exc:
+        raise CheckpointError(
+            f"{folder / 'ema.safetensors'} does not match the model of {run_dir / CONFIG_FILE} "
+            f"({exc.args[0] if exc.args else exc}); restore the checkpoint"
+        ) from None
+    ema.copy_to(unet)
     scheduler = build_scheduler(cfg)
     state = ck["state"]
     totals = state["totals"]
     images = generate(unet, dict(scheduler.config), sample_images, sample_steps, seed=0)
 
     out_dir.parent.mkdir(parents=True, exist_ok=True)
+    for stale in out_dir.parent.glob(f".{out_dir.name}-tmp-*"):  # left by a killed export
+        shutil.rmtree(stale, ignore_errors=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-tmp-", dir=out_dir.parent))
     try:
         unet.to(torch.float16).save_pretrained(tmp / "unet", safe_serialization=True)

@@ -8,8 +8,9 @@ is a pure function of the step, so N steps + resume + N steps equals 2N uninterr
 from __future__ import annotations
 
 import csv
-import platform
+import math
 import random
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,9 +23,16 @@ import torch
 import torch.nn.functional as F
 
 from satdifuser.errors import CheckpointError, ConfigError
-from satdifuser.pretrain.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
-from satdifuser.pretrain.config import PretrainConfig, build_scheduler, build_unet
+from satdifuser.pretrain.checkpoint import (
+    CKPT,
+    latest_checkpoint,
+    load_checkpoint,
+    remove_stale_tmp,
+    save_checkpoint,
+)
+from satdifuser.pretrain.config import PretrainConfig, build_scheduler, build_unet, check_model
 from satdifuser.pretrain.ema import EMAWeights
+from satdifuser.pretrain.hardware import bf16_native, check_device, hardware_name
 from satdifuser.pretrain.image_pool import BatchOrder
 from satdifuser.pretrain.sampling import generate, save_grid
 from satdifuser.pretrain.warm_start import ExportedRun, start_position, warm_totals
@@ -64,30 +72,35 @@ class RunOptions:
     progress: bool = True
     command: str = ""
 
+    def __post_init__(self) -> None:
+        def bad(name: str, value: object, expected: str) -> ConfigError:
+            flag = "--" + name.replace("_", "-")
+            return ConfigError(f"{flag}={value!r} is invalid: expected {expected}")
 
-def hardware_name(device: torch.device) -> str:
-    """A readable name of the compute: CPU model, threads and native bf16, or the CUDA device."""
-    if device.type == "cuda":
-        return f"cuda: {torch.cuda.get_device_name(device)}"
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    isa = ", native bf16" if bf16_native(device) else ""  # tells CPU generations of one name apart
-    return f"cpu: {cpu} ({torch.get_num_threads()} threads{isa})"
+        def count(name: str, low: int, optional: bool = False) -> None:
+            value = getattr(self, name)
+            if optional and value is None:
+                return
+            if not isinstance(value, int) or isinstance(value, bool) or value < low:
+                raise bad(name, value, f"an integer >= {low}")
 
+        def minutes(name: str, positive: bool) -> None:
+            value = getattr(self, name)
+            if value is None:
+                return
+            number = isinstance(value, (int, float)) and not isinstance(value, bool)
+            if not number or not math.isfinite(value) or value < 0 or (positive and value == 0):
+                raise bad(name, value, "a number of minutes " + ("> 0" if positive else ">= 0"))
 
-def bf16_native(device: torch.device) -> bool:
-    """Whether ``device`` runs bf16 natively (emulated bf16 convs on CPU are ~70x slower)."""
-    if device.type == "cuda":
-        return bool(torch.cuda.is_bf16_supported())
-    if device.type == "cpu":
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    return False
+        count("max_steps", 1, optional=True)
+        count("steps", 1, optional=True)
+        minutes("max_minutes", positive=True)
+        minutes("ckpt_minutes", positive=False)
+        for name in ("ckpt_every", "sample_every"):
+            count(name, 0)
+        for name in ("sample_images", "sample_steps"):
+            count(name, 1)
+        check_device(self.device)
 
 
 def resolve_config(
@@ -106,9 +119,12 @@ def resolve_config(
                 f"{key}={given.to_dict()[key]!r} differs from {stored.to_dict()[key]!r} stored in "
                 f"{path}; a run keeps its config on resume: drop the option or use a new --out"
             )
+        check_model(stored)
         return stored
     start = (base or PretrainConfig()).to_dict()
-    return PretrainConfig.from_dict({**start, **overrides}, source="options")
+    config = PretrainConfig.from_dict({**start, **overrides}, source="options")
+    check_model(config)
+    return config
 
 
 def _lr_at(cfg: PretrainConfig, step: int, since: int = 0) -> float:
@@ -118,21 +134,25 @@ def _lr_at(cfg: PretrainConfig, step: int, since: int = 0) -> float:
     return cfg.lr * min(1.0, (step - since + 1) / cfg.warmup_steps)
 
 
-def _truncate_loss_log(path: Path, step: int) -> None:
-    """Drop log rows newer than the checkpoint being resumed (written before a kill)."""
+def _truncate_loss_log(path: Path, step: int) -> int:
+    """Drop log rows newer than the checkpoint being resumed (written before a kill).
+
+    Returns the number of rows dropped.
+    """
     if not path.is_file():
-        return
+        return 0
     with path.open(newline="") as fh:
-        rows = [r for r in csv.DictReader(fh) if r.get("step", "").isdigit()]
+        rows = [r for r in csv.DictReader(fh) if (r.get("step") or "").isdigit()]
     keep = [r for r in rows if int(r["step"]) <= step]
     if len(keep) == len(rows):
-        return
+        return 0
     tmp = path.with_name(path.name + ".tmp")
     with tmp.open("w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=LOSS_COLUMNS)
         writer.writeheader()
         writer.writerows(keep)
     tmp.replace(path)
+    return len(rows) - len(keep)
 
 
 class PretrainTrainer:
@@ -140,7 +160,8 @@ class PretrainTrainer:
 
     A run resumes from its latest checkpoint; a run without one starts from ``init_from`` (an
     export read by :func:`~satdifuser.pretrain.warm_start.read_export`) when given, else from
-    scratch.
+    scratch. A damaged checkpoint stops the start with :class:`CheckpointError` (never a silent
+    restart). Notes for the user (e.g. dropped log rows) are collected in :attr:`notes`.
     """
 
     def __init__(
@@ -156,9 +177,18 @@ class PretrainTrainer:
                 f"image pool has shape {images.shape}; expected (N, {config.sample_size}, "
                 f"{config.sample_size}, 3) uint8 for sample_size={config.sample_size}"
             )
+        check_model(config)
+        if options.sample_every and options.sample_steps > config.num_train_timesteps:
+            raise ConfigError(
+                f"--sample-steps={options.sample_steps} exceeds the {config.num_train_timesteps} "
+                "training timesteps; lower --sample-steps"
+            )
         self.run_dir, self.cfg, self.opt = Path(run_dir), config, options
-        self.device = torch.device(options.device)
+        if self.run_dir.exists() and not self.run_dir.is_dir():
+            raise ConfigError(f"--out {self.run_dir} is a file, not a folder; pick another --out")
+        self.device = check_device(options.device)
         self.use_bf16 = config.bf16 and bf16_native(self.device)
+        self.notes: list[str] = []
 
         torch.manual_seed(config.seed)
         random.seed(config.seed)
@@ -179,7 +209,25 @@ class PretrainTrainer:
         self.resumed = self._resume()
         if not self.resumed and init_from is not None:
             self._warm_start(init_from)
-        # written only once the state is loaded, so a refused start leaves no run folder behind
+        # written only once the state is loaded, so a refused start leaves no run folder behind;
+        # what this start creates is removed again if the run fails before its first checkpoint
+        self._created = [
+            p
+            for p in (self.run_dir, self.run_dir / CONFIG_FILE, self.run_dir / LOSS_FILE)
+            if not p.exists()
+        ]
+        if not self.resumed:
+            dropped = _truncate_loss_log(self.run_dir / LOSS_FILE, self.step)
+            if dropped:
+                self.notes.append(
+                    f"{self.run_dir} had no checkpoint: {dropped} logged step(s) of an earlier "
+                    f"start dropped from {LOSS_FILE}; starting at step {self.step}"
+                )
+        stale = remove_stale_tmp(self.run_dir)
+        if stale:
+            self.notes.append(
+                f"removed {len(stale)} unfinished checkpoint write(s) in {self.run_dir}"
+            )
         self.run_dir.mkdir(parents=True, exist_ok=True)
         config.save(self.run_dir / CONFIG_FILE)
         self._sample_unet = None
@@ -209,9 +257,13 @@ class PretrainTrainer:
             return False
         ck = load_checkpoint(folder)
         st = ck["state"]
-        if st["order"]["n"] != self.order.n:
+        try:
+            n = int(st["order"]["n"])
+        except (KeyError, TypeError, ValueError):
+            n = None
+        if n is not None and n != self.order.n:
             raise CheckpointError(
-                f"{folder} was trained on a pool of {st['order']['n']} images but "
+                f"{folder} was trained on a pool of {n} images but "
                 f"{self.order.n} were given; resume with the same data or use a new --out"
             )
         try:
@@ -223,17 +275,25 @@ class PretrainTrainer:
                 f"{folder} does not match the model of {self.run_dir / CONFIG_FILE} "
                 f"({str(exc).splitlines()[0]}); use a new --out"
             ) from None
-        self.gen.set_state(ck["rng"]["generator"])
-        torch.set_rng_state(ck["rng"]["torch"])
-        np.random.set_state(tuple(st["rng"]["numpy"]))  # type: ignore[arg-type]
-        py = st["rng"]["python"]
-        random.setstate((py[0], tuple(py[1]), py[2]))
-        o = st["order"]
-        self.order = BatchOrder(o["n"], self.cfg.batch_size, o["seed"], o["epoch"], o["position"])
-        self.step = int(st["step"])
-        self.totals = st["totals"]
+        try:
+            self.gen.set_state(ck["rng"]["generator"])
+            torch.set_rng_state(ck["rng"]["torch"])
+            np.random.set_state(tuple(st["rng"]["numpy"]))  # type: ignore[arg-type]
+            py = st["rng"]["python"]
+            random.setstate((py[0], tuple(py[1]), py[2]))
+            o = st["order"]
+            order = BatchOrder(n, self.cfg.batch_size, o["seed"], o["epoch"], o["position"])
+            step, totals = int(st["step"]), dict(st["totals"])
+            warm_start_step = int(st.get("warm_start_step", 0))
+        except (KeyError, TypeError, ValueError, IndexError, RuntimeError) as exc:
+            raise CheckpointError(
+                f"checkpoint {folder} has a damaged state.json or rng.safetensors "
+                f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
+                "restore the checkpoint or use a new --out"
+            ) from None
+        self.order, self.step, self.totals = order, step, totals
         self.last_loss = st.get("last_loss")
-        self.warm_start_step = int(st.get("warm_start_step", 0))
+        self.warm_start_step = warm_start_step
         _truncate_loss_log(self.run_dir / LOSS_FILE, self.step)
         return True
 
@@ -333,7 +393,35 @@ class PretrainTrainer:
         return float(loss.detach())
 
     def run(self, stop_requested: Callable[[], bool] | None = None) -> dict[str, Any]:
-        """Train until a stop condition; checkpoint and sample at the end. Returns a summary."""
+        """Train until a stop condition; checkpoint and sample at the end. Returns a summary.
+
+        A run that fails (an exception, a second Ctrl-C) before the run folder holds any
+        checkpoint removes what this start created (config.json, loss.csv, samples, the folder),
+        so a rerun starts clean instead of meeting a half-made run.
+        """
+        samples = self.run_dir / "samples"
+        created = [*self._created, *([] if samples.exists() else [samples])]
+        try:
+            return self._train(stop_requested)
+        except BaseException:
+            self._discard_unsaved(created)
+            raise
+
+    def _discard_unsaved(self, created: list[Path]) -> None:
+        if any((self.run_dir / name).exists() for name in (CKPT, CKPT + ".old")):
+            return  # the run has a checkpoint: keep everything, a rerun resumes it
+        for path in reversed(created):
+            if path == self.run_dir:
+                try:
+                    path.rmdir()  # only when empty: never delete what others put there
+                except OSError:
+                    pass
+            elif path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+
+    def _train(self, stop_requested: Callable[[], bool] | None) -> dict[str, Any]:
         from tqdm.auto import tqdm
 
         opt = self.opt

@@ -11,15 +11,14 @@ in ``totals["warm_starts"]`` so the model card says so.
 from __future__ import annotations
 
 import copy
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file
 
 from satdifuser.errors import CheckpointError, ConfigError
+from satdifuser.pretrain.checkpoint import read_json, read_tensors
 from satdifuser.pretrain.config import PretrainConfig
 
 TRAINING_FILE = "training.json"
@@ -51,9 +50,9 @@ def read_export(path: Path) -> ExportedRun:
             f"{path} is not a `satdifuser pretrain --export` folder (needs {TRAINING_FILE} and "
             f"{WEIGHTS_FILE}); pass e.g. src/satdifuser/weights/satdifuser-eurosat-tiny"
         )
+    info = read_json(card, "export file")
+    tensors = {k: v.float() for k, v in read_tensors(weights, "exported weights").items()}
     try:
-        info = json.loads(card.read_text())
-        tensors = {k: v.float() for k, v in load_file(str(weights)).items()}
         return ExportedRun(
             path=path,
             config=PretrainConfig.from_dict(info["config"], source=str(card)),
@@ -66,9 +65,13 @@ def read_export(path: Path) -> ExportedRun:
             warm_starts=list(info.get("warm_starts", [])),
             first_loss=info.get("first_loss"),
         )
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+    except ConfigError as exc:
+        if str(card) in str(exc):
+            raise
+        raise ConfigError(f"{card} holds an invalid config: {exc}") from None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise CheckpointError(
-            f"{path} is unreadable as an export ({type(exc).__name__}: {exc}); "
+            f"{card} is unreadable as an export record ({type(exc).__name__}: {exc}); "
             "re-export the run or pick another folder"
         ) from None
 
