@@ -41,7 +41,9 @@ def test_utm_inverse_matches_published_point() -> None:
 def test_classes_layout_rgb_view_and_meta_from_utm_tags(classes_root: Path) -> None:
     ds = GeoTiffFolder(classes_root, split="all")
     assert ds.layout == "classes" and ds.task_type == "classification" and len(ds) == 15
-    assert ds.band_names[8] == "B08A" and "Sentinel-2" in ds.band_names_source
+    # no band descriptions, 13 bands: the EuroSAT-MS file order, B8A last (not after B08)
+    assert ds.band_names[8] == "B09" and ds.band_names[12] == "B08A"
+    assert "EuroSAT-MS" in ds.band_names_source
     assert ds.bands == [3, 2, 1]  # B04, B03, B02
     s = ds[0]
     raw = ds.read_raw(0)
@@ -73,7 +75,9 @@ def test_all_bands_view_and_percentile_scaling(classes_root: Path) -> None:
 
 def test_bands_by_name_index_and_unknown(classes_root: Path) -> None:
     ds = GeoTiffFolder(classes_root, rgb=["b8", "B8A", 0])
-    assert ds.bands == [7, 8, 0]
+    assert ds.bands == [7, 12, 0]  # EuroSAT-MS order: B8A is the 13th band
+    ds = GeoTiffFolder(classes_root, rgb=["B8A", "B09", "B12"], band_names="sentinel2_l1c")
+    assert ds.bands == [8, 9, 12] and ds.band_names_source == "band table 'sentinel2_l1c'"
     with pytest.raises(ConfigError, match=r"unknown band 'B13' .*available: B01"):
         GeoTiffFolder(classes_root, rgb=["B13", "B03", "B02"])
     assert canonical_band("b8a") == "B08A"

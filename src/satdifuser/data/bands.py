@@ -1,4 +1,4 @@
-"""Band names, the RGB view of multispectral rasters, and scaling to [0, 1]."""
+"""Band names per source, the RGB view of multispectral rasters, and scaling to [0, 1]."""
 
 from __future__ import annotations
 
@@ -8,12 +8,30 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from satdifuser.errors import ConfigError
+from satdifuser.errors import ConfigError, InputError
 
 SENTINEL2_BANDS: tuple[str, ...] = (
     "B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B08A", "B09", "B10", "B11", "B12",
 )  # fmt: skip
-"""The 13 Sentinel-2 L1C bands in file order (EuroSAT-MS GeoTIFFs: B8A after B08)."""
+"""The 13 Sentinel-2 L1C bands in wavelength order (B8A after B08), as ESA lists them and as
+Google Earth Engine and most L1C exports stack them. NOT the EuroSAT-MS file order."""
+
+EUROSAT_MS_BANDS: tuple[str, ...] = (
+    "B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B09", "B10", "B11", "B12", "B08A",
+)  # fmt: skip
+"""The 13 bands of the EuroSAT-MS release (``EuroSATallBands.zip``) in file order: B8A is
+**last**. TorchGeo's ``EuroSAT.all_band_names`` uses the same order. GEO-Bench's m-eurosat
+inherited it under wavelength-order names (see :mod:`satdifuser.data.geobench_bands`)."""
+
+BAND_TABLES: dict[str, tuple[str, ...]] = {
+    "eurosat_ms": EUROSAT_MS_BANDS,
+    "sentinel2_l1c": SENTINEL2_BANDS,
+    "sentinel2_l2a": tuple(b for b in SENTINEL2_BANDS if b != "B10"),
+    "rgb": ("red", "green", "blue"),
+    "rgbn": ("red", "green", "blue", "nir"),
+}
+"""Band names per source, in the order the source stores them (pass the key as
+``band_names="eurosat_ms"``). ``sentinel2_l2a`` is the 12-band L2A stack (no cirrus B10)."""
 
 _ALIASES = {"RED": "B04", "GREEN": "B03", "BLUE": "B02", "NIR": "B08"}
 
@@ -25,10 +43,35 @@ def canonical_band(name: str) -> str:
     return f"B{int(m.group(1)):02d}{m.group(2)}" if m else n
 
 
+def band_table(source: str) -> tuple[str, ...]:
+    """The band names of ``source`` (a key of :data:`BAND_TABLES`) in its stored order.
+
+    Raises:
+        ConfigError: unknown source; the message lists the known ones.
+    """
+    key = source.strip().lower().replace("-", "_")
+    if key not in BAND_TABLES:
+        close = difflib.get_close_matches(key, list(BAND_TABLES), n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise ConfigError(
+            f"unknown band table {source!r}; {hint}known tables: {', '.join(BAND_TABLES)} "
+            "(or pass the band names as a list)"
+        )
+    return BAND_TABLES[key]
+
+
 def default_band_names(count: int) -> tuple[list[str], str]:
-    """Names assumed for ``count`` bands without descriptions, and where they come from."""
-    if count == len(SENTINEL2_BANDS):
-        return list(SENTINEL2_BANDS), "assumed Sentinel-2 L1C order (13 bands, B8A after B08)"
+    """Names assumed for ``count`` bands without descriptions, and where they come from.
+
+    13 bands are assumed to be a EuroSAT-MS file (B8A last), the one widespread 13-band release
+    without band descriptions; Sentinel-2 stacks in wavelength order need
+    ``band_names="sentinel2_l1c"``.
+    """
+    if count == len(EUROSAT_MS_BANDS):
+        return list(EUROSAT_MS_BANDS), (
+            "assumed EuroSAT-MS order (13 bands, B8A last); pass band_names='sentinel2_l1c' "
+            "if B8A follows B08"
+        )
     if count in (3, 4):
         names = ["red", "green", "blue", "nir"][:count]
         return names, f"assumed {'RGB' if count == 3 else 'RGB + NIR'} order ({count} bands)"
@@ -84,6 +127,9 @@ def scale_bands(
 ) -> np.ndarray:
     """(C, H, W) raw values -> float32 in [0, 1].
 
+    NaN marks nodata (see :mod:`satdifuser.data.nodata`): it is left out of the percentiles and
+    becomes 0. Infinite values are refused, never clipped to 0 or 1.
+
     Args:
         array: Raw band values.
         mode: ``fixed`` maps ``value_range`` (default by dtype: uint8 0-255, uint16/int16
@@ -91,7 +137,16 @@ def scale_bands(
             of each image between its ``percentiles``.
         value_range: (low, high) for ``fixed``.
         percentiles: (low, high) percentiles for ``percentile``.
+
+    Raises:
+        InputError: ``array`` holds +/-Inf.
+        ConfigError: unknown ``mode``.
     """
+    if np.issubdtype(array.dtype, np.floating) and np.isinf(array).any():
+        raise InputError(
+            f"scale_bands got {int(np.isinf(array).sum())} infinite values; read pixels with the "
+            "satdifuser readers (they refuse them with the file name) or replace them first"
+        )
     a = array.astype(np.float32)
     if mode == "percentile":
         lo = np.nanpercentile(a, percentiles[0], axis=(1, 2), keepdims=True)
@@ -103,7 +158,7 @@ def scale_bands(
     else:
         raise ConfigError(f"scale={mode!r} is not one of 'fixed', 'percentile'")
     out = (a - lo) / np.maximum(hi - lo, np.float32(1e-6))
-    return np.clip(np.nan_to_num(out, nan=0.0), 0.0, 1.0)
+    return np.clip(np.nan_to_num(out, nan=0.0), 0.0, 1.0)  # NaN = nodata -> 0
 
 
 def default_range(dtype: np.dtype) -> tuple[float, float]:
@@ -116,8 +171,11 @@ def default_range(dtype: np.dtype) -> tuple[float, float]:
 
 
 __all__ = [
+    "BAND_TABLES",
+    "EUROSAT_MS_BANDS",
     "SENTINEL2_BANDS",
     "band_indices",
+    "band_table",
     "canonical_band",
     "default_band_names",
     "default_range",

@@ -11,18 +11,18 @@ from torch.utils.data import Dataset
 
 from satdifuser._typing import PathLike, Sample
 from satdifuser.data.download import check_digest, download_url, extract_zip
-from satdifuser.data.image_io import read_rgb, to_chw_float
+from satdifuser.data.image_io import image_size, read_image
 from satdifuser.data.meta import make_meta
 from satdifuser.data.plotting import plot_sample
 from satdifuser.data.roots import resolve_data_root
 from satdifuser.data.splits import (
     apply_budget,
     class_of,
-    default_split,
-    load_split_file,
-    scan_class_folders,
+    has_class_images,
+    resolve_class_split,
     select_split,
 )
+from satdifuser.data.transforms import UniformSizeCheck
 from satdifuser.errors import DataFormatError, DatasetNotFoundError
 
 if TYPE_CHECKING:
@@ -45,15 +45,21 @@ class EuroSAT(Dataset[Sample]):
       PermanentCrop, Residential, River, SeaLake (any ``<Class>/`` folders are read).
     - Splits: a JSON split file (keys ``classes``, ``train``, ``val``, ``test``, ``unlabeled``;
       paths relative to the image folder), by default ``eurosat_rgb_split.json`` beside or inside
-      the image folder; without one, :func:`satdifuser.data.splits.default_split`.
+      the image folder; else split folders (``train/<Class>/``, ``val/``, ``test/`` in the image
+      folder: those folders are the splits); else
+      :func:`satdifuser.data.splits.default_split`, announced by one warning line.
     - Download: ``download=True`` fetches :attr:`url` (the official ``EuroSAT.zip``, 90 MB)
       into the data root, checks :attr:`md5`, and unpacks ``2750/``.
     - Citation: P. Helber, B. Bischke, A. Dengel, D. Borth, "EuroSAT: A Novel Dataset and Deep
       Learning Benchmark for Land Use and Land Cover Classification", IEEE JSTARS 2019.
 
-    Samples: ``image`` (3, H, W) float32 RGB in [0, 1], ``label`` int64 scalar, ``meta`` (7,)
-    with GSD 10 m and NaN elsewhere (the JPEGs carry no location or date), ``id`` (the path
-    relative to the image folder).
+    Samples: ``image`` (3, H, W) float32 RGB in [0, 1] (8-bit files / 255, 16-bit PNGs / 65535
+    or by their significant bits), ``label`` int64 scalar, ``meta`` (7,) with GSD 10 m and NaN
+    elsewhere (the JPEGs carry no location or date), ``id`` (the path relative to the image
+    folder). Every image must have the size of the first one (so they can be batched), unless
+    ``transforms`` resize them (:class:`~satdifuser.data.transforms.Resize`, ``image_size`` of
+    the data module); another size raises :class:`~satdifuser.errors.DataFormatError` naming
+    the file.
 
     Args:
         root: Data root (see :func:`satdifuser.data.roots.resolve_data_root`).
@@ -68,7 +74,8 @@ class EuroSAT(Dataset[Sample]):
     Raises:
         DatasetNotFoundError: images or split file missing (and no download asked for).
         DataFormatError: split file malformed or empty for ``split``, or it names a class that
-            is not in ``classes`` or a file that does not exist.
+            is not in ``classes`` or a file that does not exist; when a sample is read: an
+            image of another size than the first (without resizing ``transforms``).
         ConfigError: unknown split or invalid budget.
 
     .. versionadded:: 0.1
@@ -101,17 +108,15 @@ class EuroSAT(Dataset[Sample]):
         self.download = download
         self.transforms = transforms
         self.image_dir = self._verify()
-        by_class = scan_class_folders(self.image_dir, self.suffixes)
-        all_files = [f for files in by_class.values() for f in files]
         self.split_file = self._find_split_file(split_file)
-        if self.split_file is not None:
-            data = load_split_file(self.split_file)
-            source = str(self.split_file)
-        else:
-            data = default_split(by_class)
-            source = f"the default split of {self.image_dir}"
-        self.split_source = source
-        self.classes: list[str] = list(data.get("classes") or sorted(by_class))
+        found = resolve_class_split(
+            self.image_dir, self.suffixes, self.split_file, split, type(self).__name__
+        )
+        all_files, data, source = found.all_files, found.data, found.source
+        self.split_source, self.split_kind, self.split_counts = source, found.kind, found.counts()
+        self.classes: list[str] = list(
+            data.get("classes") or sorted({class_of(f) for f in all_files})
+        )
         files = select_split(data, split, source, all_files if split == "all" else ())
         if budget is not None:
             files = apply_budget(files, budget, f"split {split!r} of {source}")
@@ -119,6 +124,7 @@ class EuroSAT(Dataset[Sample]):
         index = {c: i for i, c in enumerate(self.classes)}
         self.files: list[str] = files
         self.targets: list[int] = [index[class_of(f)] for f in files]
+        self._size_check = UniformSizeCheck(self.image_dir / files[0], image_size)
 
     @property
     def num_classes(self) -> int:
@@ -128,11 +134,7 @@ class EuroSAT(Dataset[Sample]):
     def _find_image_dir(self) -> Path | None:
         for sub in self.image_dirs:
             d = self.root / sub if sub else self.root
-            if d.is_dir() and any(
-                p.is_dir() and any(f.suffix.lower() in self.suffixes for f in p.iterdir())
-                for p in d.iterdir()
-                if not p.name.startswith(".")
-            ):
+            if has_class_images(d, self.suffixes):
                 return d
         return None
 
@@ -153,7 +155,8 @@ class EuroSAT(Dataset[Sample]):
             )
         looked = ", ".join(str(self.root / s) if s else str(self.root) for s in self.image_dirs)
         raise DatasetNotFoundError(
-            f"no EuroSAT images under root={str(self.root)!r} (looked for <Class>/*.jpg in "
+            f"no EuroSAT images under root={str(self.root)!r} (looked for <Class>/*.jpg and "
+            f"train/<Class>/*.jpg in "
             f"{looked} and for the archive {archive}) and download=False; set root to the folder "
             "holding eurosat_rgb/ or 2750/, or pass download=True"
         )
@@ -194,8 +197,10 @@ class EuroSAT(Dataset[Sample]):
 
     def __getitem__(self, index: int) -> Sample:
         rel = self.files[index]
+        image = read_image(self.image_dir / rel)
+        self._size_check(image.shape[-2:], self.image_dir / rel, self.transforms)
         sample: Sample = {
-            "image": to_chw_float(read_rgb(self.image_dir / rel)),
+            "image": image,
             "label": torch.tensor(self.targets[index], dtype=torch.int64),
             "meta": make_meta(gsd=self.gsd),
             "id": rel,

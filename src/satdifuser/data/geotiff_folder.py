@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -12,20 +12,29 @@ import torch
 from torch.utils.data import Dataset
 
 from satdifuser._typing import PathLike, Sample
-from satdifuser.data.bands import band_indices, default_band_names, default_rgb, scale_bands
+from satdifuser.data.bands import (
+    band_indices,
+    band_table,
+    default_band_names,
+    default_range,
+    default_rgb,
+    scale_bands,
+)
 from satdifuser.data.geotiff_io import TIFF_SUFFIXES, band_count, read_geotiff
 from satdifuser.data.image_io import read_mask_pixels
 from satdifuser.data.mask_codec import check_index_mask
+from satdifuser.data.nodata import nodata_mask
 from satdifuser.data.plotting import plot_sample
 from satdifuser.data.splits import (
     apply_budget,
     class_of,
-    default_split,
+    has_class_images,
     load_split_file,
     natural_key,
-    scan_class_folders,
+    resolve_class_split,
     select_split,
 )
+from satdifuser.data.transforms import UniformSizeCheck
 from satdifuser.errors import ConfigError, DataFormatError, DatasetNotFoundError
 
 if TYPE_CHECKING:
@@ -37,19 +46,30 @@ class GeoTiffFolder(Dataset[Sample]):
 
     Layouts:
 
-    - ``classes``: ``<root>/<Class>/<name>.tif`` (classification). Splits as for
-      :class:`~satdifuser.data.eurosat.EuroSAT`: a JSON split file (paths relative to root) or
-      the deterministic :func:`~satdifuser.data.splits.default_split`, plus a label budget.
+    - ``classes``: ``<root>/<Class>/<name>.tif`` or ``<root>/{train,val,test}/<Class>/<name>.tif``
+      (classification). Splits as for :class:`~satdifuser.data.eurosat.EuroSAT`: a JSON split
+      file (paths relative to root), else the split folders (they are the splits), else the
+      deterministic :func:`~satdifuser.data.splits.default_split` (announced by one warning
+      line), plus a label budget. All images must share the first image's size (so they can
+      be batched) unless ``transforms`` resize them.
     - ``pairs``: ``<root>/<image_dir>/<name>.tif`` with the index mask
       ``<root>/<mask_dir>/<name>.tif`` (or ``.png``) (segmentation), whole images; the split file
       is JSON ``{split: [image paths relative to root]}``, without one every pair is used.
 
-    Bands: names from the file's GDAL band descriptions, else ``band_names``, else assumed by
-    count (13: Sentinel-2 L1C order). ``view="rgb"`` keeps the ``rgb`` bands (names or 0-based
+    Bands: names from the file's GDAL band descriptions, else ``band_names`` (a list, or the
+    name of a table of :data:`~satdifuser.data.bands.BAND_TABLES`: ``eurosat_ms``,
+    ``sentinel2_l1c``, ...), else assumed by count (13: the EuroSAT-MS order, B8A last;
+    Sentinel-2 stacks in wavelength order need ``band_names="sentinel2_l1c"``).
+    ``view="rgb"`` keeps the ``rgb`` bands (names or 0-based
     indices; default B04, B03, B02 or the first three), ``view="all"`` keeps every band.
     Scaling to [0, 1]: ``fixed`` (``value_range``, default by dtype: uint8 /255, other integers
     /4095 like S2 DN, floats as is) or per-image ``percentile`` stretch.
     ``meta`` comes from the GeoTIFF tags (see :mod:`satdifuser.data.geotiff_io`).
+
+    Non-finite pixels (NaN, Inf) are refused with the file name, unless the file declares them
+    nodata (GDAL_NODATA tag). Nodata pixels (of the kept bands) are left out of percentile
+    statistics and read as 0; in the pairs layout their mask pixels become ``ignore_index``
+    (see :mod:`satdifuser.data.nodata`).
 
     Args:
         root: Folder holding the layout.
@@ -61,7 +81,8 @@ class GeoTiffFolder(Dataset[Sample]):
             default is the split file's ``classes`` or the sorted folder names.
         view: ``rgb`` or ``all``.
         rgb: Three band names or indices for the RGB view.
-        band_names: Names of the file's bands when it has no descriptions.
+        band_names: Names of the file's bands when it has no descriptions, or a band table
+            name (``"eurosat_ms"``, ``"sentinel2_l1c"``, ``"sentinel2_l2a"``, ...).
         scale: ``fixed`` or ``percentile``.
         value_range: (low, high) raw values mapped to 0 and 1 by ``fixed``.
         percentiles: (low, high) percentiles of ``percentile``.
@@ -73,7 +94,8 @@ class GeoTiffFolder(Dataset[Sample]):
     Raises:
         DatasetNotFoundError: root, split file or a mask missing.
         DataFormatError: empty split, unreadable file, mask/image size mismatch, mask label out
-            of range (when read).
+            of range, NaN/Inf pixels not declared nodata, an image of another size than the
+            first (classes layout, without resizing ``transforms``) (when read).
         ConfigError: unknown band, bad arguments.
 
     .. versionadded:: 0.1
@@ -89,7 +111,7 @@ class GeoTiffFolder(Dataset[Sample]):
         classes: list[str] | None = None,
         view: Literal["rgb", "all"] = "rgb",
         rgb: list[str | int] | None = None,
-        band_names: list[str] | None = None,
+        band_names: Sequence[str] | str | None = None,
         scale: Literal["fixed", "percentile"] = "fixed",
         value_range: tuple[float, float] | None = None,
         percentiles: tuple[float, float] = (2.0, 98.0),
@@ -112,18 +134,17 @@ class GeoTiffFolder(Dataset[Sample]):
         self.value_range, self.percentiles = value_range, percentiles
         self.ignore_index, self.transforms = ignore_index, transforms
         self.image_dir, self.mask_dir = image_dir, mask_dir
-        by_class = scan_class_folders(self.root, TIFF_SUFFIXES)
         if layout == "auto":
             pairs = (self.root / image_dir).is_dir() and (self.root / mask_dir).is_dir()
             layout = "pairs" if pairs else "classes"
-            if not pairs and not by_class:
+            if not pairs and not has_class_images(self.root, TIFF_SUFFIXES):
                 raise DatasetNotFoundError(
-                    f"{self.root} holds neither <Class>/*.tif folders nor {image_dir}/*.tif; "
-                    "set root to a GeoTIFF folder"
+                    f"{self.root} holds neither <Class>/*.tif folders (or train/<Class>/*.tif) "
+                    f"nor {image_dir}/*.tif; set root to a GeoTIFF folder"
                 )
         self.layout = layout
         if layout == "classes":
-            self._init_classes(by_class, split_file, budget, classes)
+            self._init_classes(split_file, budget, classes)
         elif layout == "pairs":
             self._init_pairs(split_file, classes)
         else:
@@ -133,11 +154,16 @@ class GeoTiffFolder(Dataset[Sample]):
         if info.band_names and len(info.band_names) == c:
             self.band_names, self.band_names_source = info.band_names, "GDAL band descriptions"
         elif band_names is not None:
-            if len(band_names) != c:
+            table = isinstance(band_names, str)
+            names = list(band_table(band_names) if isinstance(band_names, str) else band_names)
+            if len(names) != c:
+                what = f"band table {band_names!r}" if table else "band_names"
                 raise ConfigError(
-                    f"band_names has {len(band_names)} names but {self.files[0]} has {c} bands"
+                    f"{what} has {len(names)} names but {self.files[0]} has {c} bands; "
+                    "give one name per band"
                 )
-            self.band_names, self.band_names_source = list(band_names), "band_names argument"
+            self.band_names = names
+            self.band_names_source = f"band table {band_names!r}" if table else "band_names"
         else:
             self.band_names, self.band_names_source = default_band_names(c)
         where = f"{self.files[0]} ({self.band_names_source})"
@@ -152,22 +178,26 @@ class GeoTiffFolder(Dataset[Sample]):
         else:
             self.bands = list(range(c))
         self._noted = False
+        self._size_check = UniformSizeCheck(self.files[0], lambda p: band_count(p)[1:3])
 
     def _init_classes(
         self,
-        by_class: dict[str, list[str]],
         split_file: PathLike | None,
         budget: int | None,
         classes: list[str] | None,
     ) -> None:
-        if not by_class:
-            raise DatasetNotFoundError(f"no <Class>/*.tif folders in {self.root}")
-        all_files = [f for fs in by_class.values() for f in fs]
-        if split_file is not None:
-            data, source = load_split_file(split_file), str(split_file)
-        else:
-            data, source = default_split(by_class), f"the default split of {self.root}"
-        self.classes = list(classes or data.get("classes") or sorted(by_class))
+        found = resolve_class_split(
+            self.root, TIFF_SUFFIXES, split_file, self.split, type(self).__name__, stacklevel=4
+        )
+        if not found.all_files:
+            raise DatasetNotFoundError(
+                f"no <Class>/*.tif or train/<Class>/*.tif folders in {self.root}"
+            )
+        all_files, data, source = found.all_files, found.data, found.source
+        self.split_source, self.split_kind, self.split_counts = source, found.kind, found.counts()
+        self.classes = list(
+            classes or data.get("classes") or sorted({class_of(f) for f in all_files})
+        )
         rel = select_split(data, self.split, source, all_files if self.split == "all" else ())
         if budget is not None:
             rel = apply_budget(rel, budget, f"split {self.split!r} of {source}")
@@ -240,7 +270,15 @@ class GeoTiffFolder(Dataset[Sample]):
         if info.notes and not self._noted:
             self._noted = True
             warnings.warn(f"{path}: {'; '.join(info.notes)}", stacklevel=2)
-        img = scale_bands(arr[self.bands], self.scale, self.value_range, self.percentiles)
+        if self.layout == "classes":
+            self._size_check(arr.shape[1:], path, self.transforms)
+        kept = arr[self.bands]
+        hole = nodata_mask(kept, info.nodata)
+        if hole is not None:  # nodata -> NaN: out of the percentiles, 0 after scaling
+            kept = kept.astype(np.float32)
+            kept[:, hole] = np.nan
+        vr = self.value_range if self.value_range is not None else default_range(arr.dtype)
+        img = scale_bands(kept, self.scale, vr, self.percentiles)
         sample: Sample = {
             "image": torch.from_numpy(np.ascontiguousarray(img)),
             "meta": torch.tensor(info.meta_values(), dtype=torch.float32),
@@ -250,6 +288,8 @@ class GeoTiffFolder(Dataset[Sample]):
             sample["label"] = torch.tensor(self.targets[index], dtype=torch.int64)
         else:
             sample["mask"] = self._mask(index, arr.shape[1:])
+            if hole is not None:
+                sample["mask"][torch.from_numpy(hole)] = self.ignore_index
         if self.transforms is not None:
             sample = self.transforms(sample)
         return sample
@@ -259,9 +299,12 @@ class GeoTiffFolder(Dataset[Sample]):
         if mpath.suffix.lower() == ".png":
             pixels = read_mask_pixels(mpath, palette_as_rgb=False)
         else:
-            raw, _ = read_geotiff(mpath)
+            raw, minfo = read_geotiff(mpath)
             assert raw is not None
             pixels = raw[0] if raw.shape[0] == 1 else raw
+            hole = nodata_mask(pixels, minfo.nodata) if pixels.ndim == 2 else None
+            if hole is not None:  # declared nodata in the mask -> ignore_index
+                pixels = np.where(hole, self.ignore_index, np.nan_to_num(pixels))
         if pixels.ndim != 2:
             raise DataFormatError(
                 f"mask {mpath} has {pixels.shape[0]} bands; expected 1 (class ids)"

@@ -17,6 +17,10 @@ Metadata rules (documented assumptions):
   ``ACQUISITION_DATE``/``DATE`` in ISO form.
 - Cloud cover: GDAL metadata ``CLOUD_COVER`` or ``CLOUDY_PIXEL_PERCENTAGE`` (percent -> fraction).
 - Band names: GDAL metadata band ``DESCRIPTION`` items when present.
+- Nodata: the GDAL_NODATA tag (42113), e.g. ``nan`` or ``-9999``.
+
+Pixels: NaN and +/-Inf are refused with the file name unless the declared nodata covers them
+(the policy of :mod:`satdifuser.data.nodata`, shared by every reader).
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ import numpy as np
 import tifffile
 
 from satdifuser.data.crs import to_lonlat
+from satdifuser.data.nodata import check_finite, parse_nodata
 from satdifuser.errors import DataFormatError, DatasetNotFoundError
 
 TIFF_SUFFIXES: tuple[str, ...] = (".tif", ".tiff")
@@ -51,6 +56,7 @@ class GeoInfo:
     day: float = math.nan
     epsg: int | None = None
     band_names: list[str] | None = None
+    nodata: float | None = None
     notes: list[str] = field(default_factory=list)
 
     def meta_values(self) -> list[float]:
@@ -127,7 +133,8 @@ def read_geotiff(path: Path, with_pixels: bool = True) -> tuple[np.ndarray | Non
 
     Raises:
         DatasetNotFoundError: the file does not exist.
-        DataFormatError: the file is not a readable TIFF.
+        DataFormatError: the file is not a readable TIFF, or its pixels hold NaN / Inf that
+            its declared nodata does not cover (see :mod:`satdifuser.data.nodata`).
     """
     if not path.is_file():
         raise DatasetNotFoundError(f"GeoTIFF {path} does not exist; check the folder")
@@ -141,15 +148,17 @@ def read_geotiff(path: Path, with_pixels: bool = True) -> tuple[np.ndarray | Non
             tags = page.tags  # type: ignore[union-attr]
             dt = tags.get("DateTime")
             gdal = tags.get("GDAL_METADATA")
+            nodata_tag = tags.get(42113)  # GDAL_NODATA
             geo = dict(page.geotiff_tags or {}) if tf.is_geotiff else {}  # type: ignore[union-attr]
             dt_value = dt.value if dt is not None else None
             gdal_text = gdal.value if gdal is not None else None
+            nodata_text = nodata_tag.value if nodata_tag is not None else None
     except (tifffile.TiffFileError, OSError, ValueError, KeyError, IndexError) as exc:
         raise DataFormatError(
             f"cannot read GeoTIFF {path}: {exc}; the file is truncated or not a TIFF"
         ) from None
     yx = [shape[k] for k, a in enumerate(axes) if a in "YX"]
-    info = GeoInfo()
+    info = GeoInfo(nodata=parse_nodata(nodata_text))
     items, desc = _gdal_items(gdal_text)
     if desc:
         n_bands = int(np.prod([shape[k] for k, a in enumerate(axes) if a not in "YX"]) or 1)
@@ -164,6 +173,8 @@ def read_geotiff(path: Path, with_pixels: bool = True) -> tuple[np.ndarray | Non
     if geo and len(yx) == 2:
         _georef(info, geo, (int(yx[0]), int(yx[1])))
     chw = _to_chw(arr, axes, path) if arr is not None else None
+    if chw is not None:
+        check_finite(chw, f"GeoTIFF {path}", info.nodata)
     return chw, info
 
 

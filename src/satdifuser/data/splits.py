@@ -1,4 +1,9 @@
-"""Splits of class-folder datasets: split files, a deterministic default split, label budgets.
+"""Splits of class-folder datasets: split files, split folders, a default split, label budgets.
+
+Where a split comes from (:func:`resolve_class_split`), in order: a split file given or found;
+split folders (``<root>/train/<Class>/*``, ``val/``, ``test/``: the release's own splits, as
+many datasets ship); else the deterministic :func:`default_split`, which says on stderr (one
+warning line) how many images it puts in each split and how to change it.
 
 A split file is JSON with ``classes`` (sorted class names = label ids) and one list of paths per
 split (``train``, ``val``, ``test``, ``unlabeled``), relative to the image folder, each list in
@@ -11,7 +16,9 @@ from __future__ import annotations
 import json
 import random
 import re
+import warnings
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from satdifuser._typing import PathLike
@@ -19,6 +26,13 @@ from satdifuser.errors import ConfigError, DataFormatError, DatasetNotFoundError
 
 SPLITS: tuple[str, ...] = ("train", "val", "test", "unlabeled")
 """Split names of a split file; ``all`` means every file."""
+
+SPLIT_DIRS: dict[str, tuple[str, ...]] = {
+    "train": ("train", "training"),
+    "val": ("val", "valid", "validation"),
+    "test": ("test", "testing"),
+}
+"""Folder names read as a split when a root holds split folders of class folders."""
 
 
 def natural_key(text: str) -> list[object]:
@@ -37,6 +51,40 @@ def scan_class_folders(image_dir: Path, suffixes: Iterable[str]) -> dict[str, li
         if files:
             out[cls_dir.name] = [f"{cls_dir.name}/{f}" for f in sorted(files, key=natural_key)]
     return out
+
+
+def scan_split_folders(root: Path, suffixes: Iterable[str]) -> dict[str, list[str]] | None:
+    """Splits given by folders: ``<root>/<split>/<Class>/<file>`` for the names of
+    :data:`SPLIT_DIRS` (case-insensitive).
+
+    Returns:
+        A split dict like a split file's (``classes``: sorted union of the class folders; one
+        list per split folder found, paths ``<split dir>/<Class>/<file>`` relative to ``root``),
+        or None when ``root`` holds no split folder with class folders of such files.
+    """
+    if not root.is_dir():
+        return None
+    dirs = {p.name.lower(): p for p in root.iterdir() if p.is_dir()}
+    out: dict[str, list[str]] = {}
+    classes: set[str] = set()
+    for split, names in SPLIT_DIRS.items():
+        d = next((dirs[n] for n in names if n in dirs), None)
+        if d is None:
+            continue
+        by_class = scan_class_folders(d, suffixes)
+        if by_class:
+            classes |= set(by_class)
+            out[split] = [f"{d.name}/{f}" for fs in by_class.values() for f in fs]
+    if not out:
+        return None
+    return {"classes": sorted(classes), **out}
+
+
+def has_class_images(folder: Path, suffixes: Iterable[str]) -> bool:
+    """Whether ``folder`` holds class folders of such files, directly or in split folders."""
+    return folder.is_dir() and bool(
+        scan_class_folders(folder, suffixes) or scan_split_folders(folder, suffixes)
+    )
 
 
 def load_split_file(path: PathLike) -> dict[str, list[str]]:
@@ -113,8 +161,9 @@ def default_split(files_by_class: dict[str, list[str]], seed: int = 0) -> dict[s
 
 
 def class_of(rel_path: str) -> str:
-    """Class name of a ``Class/file`` path (its first component)."""
-    return Path(rel_path).parts[0]
+    """Class name of a ``Class/file`` or ``split/Class/file`` path (the folder holding it)."""
+    parts = Path(rel_path).parts
+    return parts[-2] if len(parts) >= 2 else parts[0]
 
 
 def apply_budget(files: Sequence[str], budget: int, source: str) -> list[str]:
@@ -141,13 +190,92 @@ def apply_budget(files: Sequence[str], budget: int, source: str) -> list[str]:
     return kept
 
 
+@dataclass
+class ClassSplit:
+    """The split of a class-folder dataset and where it comes from.
+
+    Attributes:
+        data: Split dict (``classes`` and one path list per split, relative to the root).
+        source: Where it comes from, for messages (a file, the split folders, the default).
+        all_files: Every image found (paths relative to the root), for ``split="all"``.
+        kind: ``file``, ``folders`` or ``default``.
+    """
+
+    data: dict[str, list[str]]
+    source: str
+    all_files: list[str]
+    kind: str
+
+    def counts(self) -> dict[str, int]:
+        """Images per split (splits present in :attr:`data` only)."""
+        return {s: len(self.data[s]) for s in SPLITS if s in self.data}
+
+
+def resolve_class_split(
+    root: Path,
+    suffixes: Iterable[str],
+    split_file: PathLike | None,
+    split: str,
+    what: str = "dataset",
+    stacklevel: int = 3,
+) -> ClassSplit:
+    """The split of a class-folder dataset: split file, else split folders, else default split.
+
+    With the default split, asking for ``train``/``val``/``test`` warns once (one line) how many
+    images go to which split, that the rest is set aside, and how to change it.
+
+    Args:
+        root: The image folder (holding ``<Class>/`` or ``train/<Class>/`` ...).
+        suffixes: Image file suffixes.
+        split_file: JSON split file (None: folders or default).
+        split: The split asked for (decides whether the default-split note is relevant).
+        what: Dataset name for messages.
+        stacklevel: Passed to :func:`warnings.warn` (the caller of the dataset constructor).
+
+    Raises:
+        DatasetNotFoundError: the split file does not exist.
+        DataFormatError: the split file is malformed.
+    """
+    suffixes = tuple(suffixes)
+    folders = scan_split_folders(root, suffixes)
+    if folders is not None:
+        all_files = [f for s in SPLITS for f in folders.get(s, [])]
+    else:
+        all_files = [f for fs in scan_class_folders(root, suffixes).values() for f in fs]
+    if split_file is not None:
+        return ClassSplit(load_split_file(split_file), str(split_file), all_files, "file")
+    if folders is not None:
+        found = [s for s in SPLITS if s in folders]
+        return ClassSplit(folders, f"the split folders of {root} ({'/'.join(found)})",
+                          all_files, "folders")  # fmt: skip
+    data = default_split(scan_class_folders(root, suffixes))
+    cs = ClassSplit(data, f"the default split of {root}", all_files, "default")
+    aside = len(data["unlabeled"])
+    if split in ("train", "val", "test") and aside:
+        n = cs.counts()
+        warnings.warn(
+            f"{what} {root}: no split file or train/val/test folders, so the default split is "
+            f"used: {n['train']} train, {n['val']} val, {n['test']} test images, {aside} set "
+            "aside as 'unlabeled' (train/val/test take at most 200/100/200 per class); to change "
+            "it pass split_file= a JSON split or arrange the images as train/, val/, test/ "
+            "class folders",
+            stacklevel=stacklevel,
+        )
+    return cs
+
+
 __all__ = [
     "SPLITS",
+    "SPLIT_DIRS",
+    "ClassSplit",
     "apply_budget",
     "class_of",
     "default_split",
+    "has_class_images",
     "load_split_file",
     "natural_key",
+    "resolve_class_split",
     "scan_class_folders",
+    "scan_split_folders",
     "select_split",
 ]

@@ -1,4 +1,5 @@
-"""Sample transforms: consistent flips/rotations of image and mask, image resizing.
+"""Sample transforms: consistent flips/rotations of image and mask, image resizing, and the
+one-size check of datasets whose images are batched.
 
 Random transforms draw from their own ``torch.Generator`` once :meth:`reseed` is called (the
 data modules do that per loader and per worker), else from torch's global RNG.
@@ -7,12 +8,14 @@ data modules do that per loader and per worker), else from torch's global RNG.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 
 from satdifuser._typing import Sample
-from satdifuser.errors import ConfigError
+from satdifuser.errors import ConfigError, DataFormatError
 
 
 class RandomFlipRotate:
@@ -58,6 +61,11 @@ class Resize:
             raise ConfigError(f"image_size={size} must be >= 1")
         self.size = size
 
+    @property
+    def output_size(self) -> tuple[int, int]:
+        """(H, W) of every image after this transform."""
+        return self.size, self.size
+
     def __call__(self, sample: Sample) -> Sample:
         img = sample["image"]
         if tuple(img.shape[-2:]) != (self.size, self.size):
@@ -72,6 +80,12 @@ class Compose:
 
     def __init__(self, transforms: Sequence[Callable[[Sample], Sample]]) -> None:
         self.transforms = list(transforms)
+
+    @property
+    def output_size(self) -> tuple[int, int] | None:
+        """(H, W) fixed by the last member that resizes, None when no member does."""
+        sizes = [output_size(t) for t in self.transforms]
+        return next((s for s in reversed(sizes) if s is not None), None)
 
     def reseed(self, seed: int) -> None:
         """Reseed every member with a ``reseed`` method (``seed + position``)."""
@@ -91,4 +105,57 @@ def compose(*transforms: Callable[[Sample], Sample] | None) -> Compose | None:
     return Compose(kept) if kept else None
 
 
-__all__ = ["Compose", "RandomFlipRotate", "Resize", "compose"]
+def output_size(transform: Any) -> tuple[int, int] | None:
+    """The (H, W) ``transform`` gives every image (:class:`Resize`, a :class:`Compose` holding
+    one, or any object with an ``output_size``), None when it keeps image sizes."""
+    size = getattr(transform, "output_size", None)
+    return (int(size[0]), int(size[1])) if size is not None else None
+
+
+class UniformSizeCheck:
+    """Refuses an image whose size differs from the dataset's first image, so a batch of them
+    never fails in ``torch.stack`` ("stack expects each tensor to be equal size") without
+    saying which file is off.
+
+    The reference size is read lazily from the first file's header (no I/O at construction).
+    Datasets skip the check when their ``transforms`` resize every image (:func:`output_size`).
+
+    Args:
+        first: The dataset's first image file.
+        header_size: Reads (H, W) of a file from its header.
+    """
+
+    def __init__(self, first: Path, header_size: Callable[[Path], tuple[int, int]]) -> None:
+        self.first, self.header_size = first, header_size
+        self.size: tuple[int, int] | None = None
+
+    def __call__(self, hw: Sequence[int], path: Path, transforms: Any = None) -> None:
+        """Check an image of (H, W) ``hw`` read from ``path``.
+
+        Raises:
+            DataFormatError: the size differs from the first image's and ``transforms`` do not
+                resize; the message names both files and the fix.
+        """
+        if output_size(transforms) is not None:
+            return
+        if self.size is None:
+            fh, fw = self.header_size(self.first)
+            self.size = (int(fh), int(fw))
+        (h, w), (rh, rw) = (int(hw[0]), int(hw[1])), self.size
+        if (h, w) != (rh, rw):
+            raise DataFormatError(
+                f"image {path} is {w}x{h} (WxH) but the dataset's first image {self.first} is "
+                f"{rw}x{rh}; images of one dataset must share a size to be batched: resize them "
+                f"all (image_size: {max(rh, rw)} in the data module, or transforms=Resize("
+                f"{max(rh, rw)}) on the dataset) or remove the odd file"
+            )
+
+
+__all__ = [
+    "Compose",
+    "RandomFlipRotate",
+    "Resize",
+    "UniformSizeCheck",
+    "compose",
+    "output_size",
+]
