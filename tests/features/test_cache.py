@@ -201,7 +201,8 @@ def test_deleted_or_truncated_shards_of_a_complete_cache_are_rebuilt(tmp_path: P
     shard = tmp_path / "c" / "shard-00002.safetensors"
     shard.write_bytes(shard.read_bytes()[:100])
     ex = FakeExtractor()
-    b = _build(tmp_path / "c", extractor=ex)
+    with pytest.warns(UserWarning, match=r"re-extracting shards \[0, 2\] .*00000.* is missing"):
+        b = _build(tmp_path / "c", extractor=ex)
     assert b.damaged == [0, 2] and ex.calls == 3  # batches of 3: shard 0 (4 rows) 2, shard 2 1
     assert _files(tmp_path / "c") == _files(tmp_path / "ref")
 
