@@ -3,6 +3,12 @@
 Each subcommand lives in its own module ``satdifuser.cli.<module>`` exposing
 ``run(argv: list[str]) -> int``; this file only dispatches, prints errors as one line and picks
 the exit code. A subcommand whose module is not built yet fails with a clear message.
+
+Errors, for every subcommand: a :class:`~satdifuser.errors.SatdifuserError` (also one found in the
+``__cause__``/``__context__`` chain of a library error, e.g. raised inside a class that jsonargparse
+builds) prints ``satdifuser <cmd>: error: <Type>: <message>`` and exits 2 (or the error's
+``exit_code``); any other exception prints the same line plus ``rerun with --debug for the
+traceback`` and exits 1. ``--debug`` (before or after the subcommand) prints the traceback too.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ SUBCOMMANDS: dict[str, tuple[str, str, bool]] = {
     "bench": ("bench", "benchmarks: speed, eurosat, dubai", False),
     "data": ("data", "dataset tools: data inspect PATH", False),
     "list": ("listing", "list registered backbones, fusions, heads, datasets", False),
+    "predict": ("predict", "apply a trained model to images, folders and GeoTIFF scenes", False),
 }
 
 USAGE = f"""usage: satdifuser [--debug] [--version] <subcommand> [args...]
@@ -52,6 +59,40 @@ def _load(name: str) -> object:
         raise
 
 
+def own_error(exc: BaseException) -> SatdifuserError | None:
+    """The first :class:`SatdifuserError` in ``exc``'s ``__cause__``/``__context__`` chain."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, SatdifuserError):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def one_line(text: str, limit: int | None = None) -> str:
+    """``text`` with every run of whitespace (newlines included) collapsed to one space."""
+    flat = " ".join(text.split())
+    if limit is not None and len(flat) > limit:
+        flat = flat[: limit - 3] + "..."
+    return flat
+
+
+def error_line(command: str, exc: BaseException) -> tuple[str, int]:
+    """The one-line message for ``exc`` raised by ``command`` and the exit code to return."""
+    own = own_error(exc)
+    if own is not None:
+        line = f"satdifuser {command}: error: {type(own).__name__}: {one_line(str(own))}"
+        return line, int(getattr(own, "exit_code", 2))
+    message = one_line(str(exc), limit=500) or repr(exc)
+    return (
+        f"satdifuser {command}: error: {type(exc).__name__}: {message}; "
+        "rerun with --debug for the traceback",
+        1,
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI and return the exit code (also used as the console-script entry point)."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -70,6 +111,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(USAGE)
         return 0
     name, rest = args[0], args[1:]
+    if "--debug" in rest:  # the error line says "rerun with --debug": accept it after the name
+        debug = True
+        rest = [a for a in rest if a != "--debug"]
     try:
         if name not in SUBCOMMANDS:
             import difflib
@@ -82,14 +126,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         module = _load(name)
         passthrough = SUBCOMMANDS[name][2]
         return int(module.run([name, *rest] if passthrough else rest) or 0)  # type: ignore[attr-defined]
-    except SatdifuserError as exc:
-        if debug:
-            traceback.print_exc()
-        print(f"satdifuser {name}: error: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print(f"satdifuser {name}: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:
+        if debug:
+            traceback.print_exc()
+        line, code = error_line(name, exc)
+        print(line, file=sys.stderr)
+        return code
 
 
 if __name__ == "__main__":  # pragma: no cover

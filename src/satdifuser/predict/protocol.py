@@ -1,0 +1,81 @@
+"""What ``predict`` needs from a model: a small structural protocol, checked once up front.
+
+Any object with these members works (``satdifuser.model.SatDiFuserModel`` is one); tests use tiny
+fakes. ``prepare_raster`` is optional: without it :func:`~satdifuser.predict.prepare.default_prepare_raster`
+maps raw pixels to [0, 1].
+"""
+
+from __future__ import annotations
+
+from typing import Literal, Protocol, runtime_checkable
+
+import numpy as np
+from torch import Tensor
+
+from satdifuser.errors import ConfigError
+
+TaskType = Literal["classification", "multilabel", "segmentation"]
+TASK_TYPES: tuple[str, ...] = ("classification", "multilabel", "segmentation")
+
+
+@runtime_checkable
+class PredictModel(Protocol):
+    """The members ``predict`` uses.
+
+    Attributes:
+        task_type: ``classification``, ``multilabel`` or ``segmentation``.
+        class_names: The K class names, in output order.
+        in_channels: Bands the model takes (3 for RGB).
+        tile_size: Square input size the model was trained on (segmentation windows).
+    """
+
+    task_type: str
+    class_names: list[str]
+    in_channels: int
+    tile_size: int
+
+    def predict_proba(self, images: Tensor) -> Tensor:
+        """(B, C, H, W) float32 in [0, 1] -> (B, K) or (B, K, H, W) probabilities."""
+        ...
+
+
+class RasterPreparer(Protocol):
+    """The optional ``model.prepare_raster(array, source)`` member."""
+
+    def __call__(self, array: np.ndarray, source: str) -> Tensor:
+        """Raw (C, H, W) pixels -> (C, H, W) float in [0, 1]; raises InputError naming source."""
+        ...
+
+
+def check_model(model: object) -> PredictModel:
+    """Check ``model`` has the members ``predict`` uses and sane values; return it typed.
+
+    Raises:
+        ConfigError: A member is missing or has an invalid value.
+    """
+    missing = [
+        name
+        for name in ("task_type", "class_names", "in_channels", "tile_size", "predict_proba")
+        if not hasattr(model, name)
+    ]
+    if missing:
+        raise ConfigError(
+            f"{type(model).__name__} lacks {', '.join(missing)}; predict needs a model with "
+            "task_type, class_names, in_channels, tile_size and predict_proba "
+            "(load one with SatDiFuserModel.from_pretrained)"
+        )
+    m: PredictModel = model  # type: ignore[assignment]
+    if m.task_type not in TASK_TYPES:
+        raise ConfigError(
+            f"model.task_type={m.task_type!r}; expected one of {', '.join(TASK_TYPES)}"
+        )
+    if len(m.class_names) < 1:
+        raise ConfigError("model.class_names is empty; the model must name its classes")
+    if int(m.in_channels) < 1 or int(m.tile_size) < 1:
+        raise ConfigError(
+            f"model.in_channels={m.in_channels} and model.tile_size={m.tile_size} must be >= 1"
+        )
+    return m
+
+
+__all__ = ["TASK_TYPES", "PredictModel", "RasterPreparer", "TaskType", "check_model"]
