@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -110,3 +112,25 @@ def test_float_png_like_mask_and_scale_bands_refuse_inf(tmp_path: Path) -> None:
     out = scale_bands(np.array([[[np.nan, 0.5]]], np.float32), "fixed", None)
     assert out.tolist() == [[[0.0, 0.5]]] and isinstance(out, np.ndarray)
     assert torch.isfinite(torch.from_numpy(out)).all()
+
+
+def test_geobench_band_with_nan_is_refused_with_the_file(tmp_path: Path) -> None:
+    import h5py
+
+    from fixtures.geobench import make as gbfx
+    from satdifuser.data.geobench import GeoBench
+
+    gbfx.make_task(tmp_path, "m-eurosat", dtype="float32")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ds = GeoBench(tmp_path, task="m-eurosat", split="train")
+    red = next(k for k in h5py.File(ds.files[1], "r") if k.startswith("04"))
+    with h5py.File(ds.files[1], "r+") as h5:
+        data = h5[red][()]
+        data[3, 5] = np.nan
+        h5[red][...] = data
+    ds[0]
+    # before: the NaN reached the image, and only the feature extractor refused it, unnamed
+    want = re.escape(f"{ds.files[1].name}: band '04 - Red' holds 1 NaN pixel values, first at")
+    with pytest.raises(DataFormatError, match=want + r" row 3, column 5; .*declares no nodata"):
+        ds[1]

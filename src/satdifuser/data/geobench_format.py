@@ -15,6 +15,7 @@ import h5py
 import numpy as np
 
 from satdifuser.data.geobench_tasks import infer_task_name
+from satdifuser.data.nodata import check_finite
 from satdifuser.data.safe_pickle import decode_pickle_attr, safe_load, to_plain
 from satdifuser.errors import ConfigError, DataFormatError, DatasetNotFoundError
 
@@ -207,13 +208,16 @@ def _record(path: Path, raw: Any, shapes: dict[str, tuple[int, ...]]) -> SampleR
     return SampleRecord(path=path, attrs=attrs, shapes=shapes)
 
 
+_NONFINITE_FIX = "GEO-Bench declares no nodata: re-extract the file or drop it from the partition"
+
+
 def read_sample(path: Path, names: list[str]) -> tuple[SampleRecord, dict[str, np.ndarray]]:
     """Attributes, dataset shapes and the named datasets of one sample file (one open).
 
     Raises:
         DatasetNotFoundError: the file is missing.
-        DataFormatError: a dataset or the ``pickle`` attribute is missing, or the file is
-            corrupt or truncated.
+        DataFormatError: a dataset or the ``pickle`` attribute is missing, the file is
+            corrupt or truncated, or a dataset holds NaN / Inf (GEO-Bench declares no nodata).
     """
     if not path.is_file():
         raise DatasetNotFoundError(
@@ -238,6 +242,8 @@ def read_sample(path: Path, names: list[str]) -> tuple[SampleRecord, dict[str, n
             f"{path}: could not read the HDF5 data ({exc}); it is corrupt or truncated: "
             "re-extract it"
         ) from exc
+    for name, arr in out.items():  # the readers' shared NaN/Inf policy (data/nodata.py)
+        check_finite(arr, f"{path}: band {name!r}", fix=_NONFINITE_FIX)
     return _record(path, raw, shapes), out
 
 

@@ -51,7 +51,11 @@ def _where(mask: np.ndarray) -> str:
 
 
 def check_finite(
-    array: np.ndarray, source: str, nodata: float | None = None, what: str = "pixel values"
+    array: np.ndarray,
+    source: str,
+    nodata: float | None = None,
+    what: str = "pixel values",
+    fix: str = FIX_HINT,
 ) -> None:
     """Refuse NaN / Inf in ``array`` unless declared nodata covers them.
 
@@ -60,6 +64,7 @@ def check_finite(
         source: The file (and band) the pixels come from, for the message.
         nodata: The file's declared nodata value; ``nan`` makes NaN pixels nodata (allowed).
         what: What the values are, for the message (``pixel values``, ``mask values``).
+        fix: How to fix it (default :data:`FIX_HINT`; formats without nodata say otherwise).
 
     Raises:
         DataFormatError: NaN (not declared nodata) or +/-Inf values; the message names the file,
@@ -86,7 +91,7 @@ def check_finite(
     declared = f" (declared nodata: {nodata})" if nodata is not None else ""
     raise DataFormatError(
         f"{source} holds {kinds} {what}{declared}, first at {_where(bad)}; satdifuser refuses "
-        f"non-finite values rather than guess what they mean: {FIX_HINT}"
+        f"non-finite values rather than guess what they mean: {fix}"
     )
 
 

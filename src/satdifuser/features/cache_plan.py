@@ -13,6 +13,7 @@ from typing import Any
 import torch
 
 from satdifuser.errors import ConfigError, DataFormatError, InsufficientDiskError
+from satdifuser.features.cache_format import INDEX_FILE, PLAN_FILE, SHARD_PREFIX
 from satdifuser.features.cache_key import (
     STORAGE_DTYPES,
     build_fingerprint,
@@ -269,6 +270,18 @@ def make_plan(
     )
 
 
+def plan_protects_nothing(folder: Path) -> bool:
+    """True when ``folder`` holds a ``plan.json`` but no index and no shard (finished or in flight).
+
+    Such a plan was left by a run that failed before its first shard (a bad device, a sample that
+    does not load); it protects no work, so a rerun of another configuration may replace it. A
+    plan with any shard written keeps refusing other configurations.
+    """
+    if not (folder / PLAN_FILE).is_file() or (folder / INDEX_FILE).exists():
+        return False
+    return not any(p.name.startswith(SHARD_PREFIX) for p in folder.iterdir())
+
+
 def check_deterministic(dataset: Any, split: str) -> None:
     """Refuse splits whose samples change between reads (augmentation, random crops).
 
@@ -303,6 +316,8 @@ def check_disk(folder: Path, plan: CachePlan, remaining_bytes: int, max_gb: floa
             write exceeds the free space of the filesystem holding ``folder``.
     """
     total = plan.estimated_bytes
+    if max_gb is not None and not (math.isfinite(max_gb) and max_gb > 0):
+        raise ConfigError(f"--max-gb {max_gb} must be a finite number > 0 (gigabytes, 1e9 B)")
     fix = "keep fewer maps (--keep-taps), store float16 (--dtype) or use fewer samples (--limit)"
     if max_gb is not None and total > max_gb * 1e9:
         raise InsufficientDiskError(
@@ -331,5 +346,6 @@ __all__ = [
     "dataset_ids",
     "human_bytes",
     "make_plan",
+    "plan_protects_nothing",
     "select_taps",
 ]
