@@ -96,6 +96,7 @@ def test_mixed_sizes_name_the_file_and_the_fix(tmp_path: Path) -> None:
     resized = EuroSAT(tmp_path, split="all", transforms=compose(Resize(16)))
     batch = next(iter(DataLoader(resized, batch_size=3)))
     assert batch["image"].shape == (3, 3, 16, 16) and torch.isfinite(batch["image"]).all()
+    assert EuroSAT(tmp_path, split="all", check_sizes=False)[2]["image"].shape == (3, 1, 1)
 
 
 def test_geotiff_mixed_sizes_name_the_file(tmp_path: Path) -> None:

@@ -70,6 +70,8 @@ class EuroSAT(Dataset[Sample]):
             the image folder, then falls back to the default split.
         download: Download and unpack the official zip when the images are missing.
         transforms: Callable applied to each sample dict.
+        check_sizes: Refuse an image whose size differs from the first image's (they could
+            not be batched); False keeps every image's own size (batch size 1, inspection).
 
     Raises:
         DatasetNotFoundError: images or split file missing (and no download asked for).
@@ -101,12 +103,13 @@ class EuroSAT(Dataset[Sample]):
         split_file: PathLike | None = None,
         download: bool = False,
         transforms: Callable[[Sample], Sample] | None = None,
+        check_sizes: bool = True,
     ) -> None:
         self.root = resolve_data_root(root, self.folder_name)
         self.split = split
         self.budget = budget
         self.download = download
-        self.transforms = transforms
+        self.transforms, self.check_sizes = transforms, check_sizes
         self.image_dir = self._verify()
         self.split_file = self._find_split_file(split_file)
         found = resolve_class_split(
@@ -198,7 +201,8 @@ class EuroSAT(Dataset[Sample]):
     def __getitem__(self, index: int) -> Sample:
         rel = self.files[index]
         image = read_image(self.image_dir / rel)
-        self._size_check(image.shape[-2:], self.image_dir / rel, self.transforms)
+        if self.check_sizes:
+            self._size_check(image.shape[-2:], self.image_dir / rel, self.transforms)
         sample: Sample = {
             "image": image,
             "label": torch.tensor(self.targets[index], dtype=torch.int64),

@@ -90,6 +90,8 @@ class GeoTiffFolder(Dataset[Sample]):
         image_dir: Image folder of the pairs layout.
         mask_dir: Mask folder of the pairs layout.
         transforms: Callable applied to each sample dict.
+        check_sizes: Refuse an image whose size differs from the first image's (they could
+            not be batched); False keeps every image's own size (batch size 1, inspection).
 
     Raises:
         DatasetNotFoundError: root, split file or a mask missing.
@@ -119,6 +121,7 @@ class GeoTiffFolder(Dataset[Sample]):
         image_dir: str = "images",
         mask_dir: str = "masks",
         transforms: Callable[[Sample], Sample] | None = None,
+        check_sizes: bool = True,
     ) -> None:
         self.root = Path(root).expanduser()
         if not self.root.is_dir():
@@ -133,6 +136,7 @@ class GeoTiffFolder(Dataset[Sample]):
         self.split, self.view, self.scale = split, view, scale
         self.value_range, self.percentiles = value_range, percentiles
         self.ignore_index, self.transforms = ignore_index, transforms
+        self.check_sizes = check_sizes
         self.image_dir, self.mask_dir = image_dir, mask_dir
         if layout == "auto":
             pairs = (self.root / image_dir).is_dir() and (self.root / mask_dir).is_dir()
@@ -270,7 +274,7 @@ class GeoTiffFolder(Dataset[Sample]):
         if info.notes and not self._noted:
             self._noted = True
             warnings.warn(f"{path}: {'; '.join(info.notes)}", stacklevel=2)
-        if self.layout == "classes":
+        if self.layout == "classes" and self.check_sizes:
             self._size_check(arr.shape[1:], path, self.transforms)
         kept = arr[self.bands]
         hole = nodata_mask(kept, info.nodata)
