@@ -33,7 +33,7 @@ def test_inspect_json_and_default_grid_path(
     monkeypatch.chdir(tmp_path)
     assert main(["data", "inspect", str(gt), "--json", "--samples", "3"]) == 0
     doc = json.loads(capsys.readouterr().out)
-    assert doc["format"].startswith("geotiff_folder") and doc["task type"] == "classification"
+    assert doc["format"].startswith("geotiff_folder") and doc["task_type"] == "classification"
     assert doc["grid"] == str(tmp_path / "ms_samples.png") and Path(doc["grid"]).is_file()
 
 
@@ -73,3 +73,16 @@ def test_inspect_real_eurosat_and_dubai(
             == 0
         )
         assert want in capsys.readouterr().out and out.stat().st_size > 1000
+
+
+def test_inspect_json_geobench_keys_bands_and_classes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from fixtures.geobench import make as fx_geobench
+
+    fx = fx_geobench.make_task(tmp_path, "m-chesapeake", n=(2, 1, 1))
+    assert main(["data", "inspect", str(fx.task_dir), "--json", "--no-grid", "--samples", "2"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert all(k.replace("_", "").isalpha() and k.islower() for k in doc), list(doc)
+    assert doc["num_classes"] == 7 and list(doc["classes"])[:2] == ["no data", "water"]
+    assert "NearInfrared" in doc["bands"] and "NearInfrared" in doc["band_values"]

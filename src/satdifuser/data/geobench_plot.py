@@ -62,7 +62,9 @@ def plot_sample(dataset: GeoBench, sample: Sample, suptitle: str | None = None) 
 
 
 def _name(dataset: GeoBench, k: int) -> str:
-    return dataset.classes[k] if 0 <= k < dataset.num_classes else str(k)
+    if 0 <= k < dataset.num_classes:
+        return dataset.classes[k]
+    return "ignore" if k == dataset.ignore_index else str(k)
 
 
 def summary(dataset: GeoBench, max_samples: int = 200) -> dict[str, Any]:
@@ -92,8 +94,10 @@ def summary(dataset: GeoBench, max_samples: int = 200) -> dict[str, Any]:
     if label_map is not None:  # whole split, without reading every file
         ids = set(dataset.ids)
         counts = Counter({k: len(ids.intersection(v)) for k, v in label_map.items()})
-        counts = Counter({k: c for k, c in counts.items() if c})
         source = "label_map.json (whole split)"
+    # every class, zero counts included; values outside the table (e.g. ignore) after them
+    keys = list(range(dataset.num_classes)) + sorted(k for k in counts if not
+                                                     0 <= k < dataset.num_classes)  # fmt: skip
     return {
         "task": dataset.task,
         "task_dir": str(dataset.task_dir),
@@ -109,7 +113,7 @@ def summary(dataset: GeoBench, max_samples: int = 200) -> dict[str, Any]:
         "num_classes": dataset.num_classes,
         "classes": dataset.classes,
         "classes_source": dataset.classes_source,
-        "class_counts": {_name(dataset, k): v for k, v in sorted(counts.items())},
+        "class_counts": {_name(dataset, k): counts.get(k, 0) for k in keys},
         "class_counts_source": source,
         "count_unit": "pixels" if dataset.task_type == "segmentation" else "samples",
         "view": dataset.view,

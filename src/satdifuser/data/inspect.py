@@ -23,7 +23,12 @@ FORMATS: tuple[str, ...] = ("geobench", "mask_folder", "geotiff_pairs", "eurosat
 
 @dataclass
 class InspectReport:
-    """What ``data inspect`` found: a JSON-able summary plus the samples to draw."""
+    """What ``data inspect`` found: a JSON-able summary plus the samples to draw.
+
+    ``summary`` keys are fixed snake_case names (``task_type``, ``num_classes``, ``classes``,
+    ``bands``, ``image_sizes`` ...); values carry the data, never the keys. ``classes`` lists every
+    class, those with no sample or pixel included.
+    """
 
     path: str
     format: str
@@ -46,7 +51,7 @@ class InspectReport:
                 shown = ", ".join(map(str, value))
             else:
                 shown = str(value)
-            lines.append(f"{key:<14} {shown}")
+            lines.append(f"{key.replace('_', ' '):<14} {shown}")
         return "\n".join(lines)
 
 

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from satdifuser._typing import Sample
+from satdifuser.data.band_checks import check_bands
 from satdifuser.data.inspect import InspectReport
 from satdifuser.errors import DataFormatError, SatdifuserError
 
@@ -71,10 +72,11 @@ def _pixel_counts(samples: Sequence[Sample], classes: Sequence[str], ignore: int
         v, c = torch.unique(s["mask"], return_counts=True)
         counts.update(dict(zip(v.tolist(), c.tolist(), strict=True)))
     total = sum(counts.values()) or 1
+    keys = list(range(len(classes))) + sorted(k for k in counts if not 0 <= k < len(classes))
     out = {}
-    for k, n in sorted(counts.items()):
+    for k in keys:  # every class, 0.0% included, then ignore / unknown values
         name = "ignore" if k == ignore else (classes[k] if 0 <= k < len(classes) else str(k))
-        out[name] = f"{100 * n / total:.1f}%"
+        out[name] = f"{100 * counts.get(k, 0) / total:.1f}%"
     return out
 
 
@@ -108,14 +110,15 @@ def inspect_eurosat(path: Path, k: int, seed: int) -> InspectReport:
     samples, warns = _collect(ds, idx)
     raw = [np.round(s["image"].numpy() * 255).astype(np.uint8) for s in samples]
     summary: dict[str, Any] = {
-        "task type": "classification",
+        "task_type": "classification",
         "images": f"{len(ds)} in {ds.image_dir}",
-        f"classes ({ds.num_classes})": ds.class_counts(),
+        "num_classes": ds.num_classes,
+        "classes": ds.class_counts(),
         "splits": {**splits, "from": source},
         "bands": "3 (R, G, B), 8-bit",
-        "image sizes": f"{_sizes([tuple(s['image'].shape[1:]) for s in samples])} "
+        "image_sizes": f"{_sizes([tuple(s['image'].shape[1:]) for s in samples])} "
         f"[{len(samples)} sampled]",
-        "value ranges": f"{_ranges(raw, ['R', 'G', 'B'])} (raw 8-bit, sampled); "
+        "value_ranges": f"{_ranges(raw, ['R', 'G', 'B'])} (raw 8-bit, sampled); "
         "samples are /255 in [0, 1]",
         "meta": _meta_line(samples[0]["meta"]),
     }
@@ -191,15 +194,16 @@ def inspect_mask_folder(path: Path, k: int, seed: int) -> InspectReport:
     )
     raw = [np.round(s["image"].numpy() * 255).astype(np.uint8) for s in samples]
     summary: dict[str, Any] = {
-        "task type": "segmentation",
+        "task_type": "segmentation",
         "images": f"{len(ds)} image/mask pairs",
         "groups": dict(sorted(groups.items())),
         "masks": note,
-        f"classes ({ds.num_classes})": ds.classes,
-        "pixel shares": _pixel_counts(samples, ds.classes, ds.ignore_index),
+        "num_classes": ds.num_classes,
+        "classes": ds.classes,
+        "pixel_shares": _pixel_counts(samples, ds.classes, ds.ignore_index),
         "bands": "3 (R, G, B), 8-bit",
-        "image sizes": _sizes([image_size(p) for p in ds.images]) + " [all images]",
-        "value ranges": f"{_ranges(raw, ['R', 'G', 'B'])} (raw 8-bit, {len(samples)} sampled)",
+        "image_sizes": _sizes([image_size(p) for p in ds.images]) + " [all images]",
+        "value_ranges": f"{_ranges(raw, ['R', 'G', 'B'])} (raw 8-bit, {len(samples)} sampled)",
         "splits": "by group (e.g. tiles) or a split file; none is stored in the folder",
     }
     if warns:
@@ -226,21 +230,24 @@ def inspect_geotiff(path: Path, k: int, seed: int) -> InspectReport:
     raws = [ds.read_raw(i) for i in idx]
     dims = [band_count(ds.files[i]) for i in idx]
     georef = sum(1 for s in samples if not math.isnan(float(s["meta"][0])))
-    summary: dict[str, Any] = {"task type": ds.task_type, "images": f"{len(ds)} GeoTIFFs"}
+    warns += check_bands(ds.band_names, raws, f"band names ({ds.band_names_source})")
+    summary: dict[str, Any] = {"task_type": ds.task_type, "images": f"{len(ds)} GeoTIFFs"}
     if ds.task_type == "classification":
         counts = Counter(ds.targets)
-        summary[f"classes ({ds.num_classes})"] = {c: counts[i] for i, c in enumerate(ds.classes)}
+        summary["num_classes"] = ds.num_classes
+        summary["classes"] = {c: counts[i] for i, c in enumerate(ds.classes)}
         summary["splits"] = "no split file stored; default split or split_file="
     else:
-        summary[f"classes ({ds.num_classes})"] = ds.classes
-        summary["pixel shares"] = _pixel_counts(samples, ds.classes, ds.ignore_index)
+        summary["num_classes"] = ds.num_classes
+        summary["classes"] = ds.classes
+        summary["pixel_shares"] = _pixel_counts(samples, ds.classes, ds.ignore_index)
     summary.update(
         {
             "bands": f"{dims[0][0]} x {ds.dtype}: {', '.join(ds.band_names)} "
             f"({ds.band_names_source})",
-            "rgb view": [ds.band_names[b] for b in ds.bands],
-            "image sizes": f"{_sizes([(h, w) for _, h, w, _ in dims])} [{len(dims)} sampled]",
-            "value ranges": f"{_ranges(raws, ds.band_names)} (raw, {len(raws)} sampled)",
+            "rgb_view": [ds.band_names[b] for b in ds.bands],
+            "image_sizes": f"{_sizes([(h, w) for _, h, w, _ in dims])} [{len(dims)} sampled]",
+            "value_ranges": f"{_ranges(raws, ds.band_names)} (raw, {len(raws)} sampled)",
             "scaling": f"{ds.scale} (see GeoTiffFolder scale=/value_range=)",
             "meta": f"{_meta_line(samples[0]['meta'])} [georeferenced: {georef}/{len(samples)}]",
         }
@@ -249,6 +256,49 @@ def inspect_geotiff(path: Path, k: int, seed: int) -> InspectReport:
         summary["warnings"] = warns
     fmt = "geotiff_pairs" if pairs else "geotiff_folder (class folders)"
     return InspectReport(str(path), fmt, summary, ds.classes, None, ds.ignore_index, samples)
+
+
+def _geobench_bands(
+    ms: Any, idx: Sequence[int]
+) -> tuple[dict[str, Any], list[str]]:
+    """Every band of the task (stored descriptors, 3-D datasets with their channel count), raw
+    value ranges over the sampled images, and the Sentinel-2 plausibility warnings."""
+    from satdifuser.data import geobench_format as gfmt
+    from satdifuser.data.geobench_bands import BandEntry, build_layout
+
+    # the file's own order (the reader may have renamed and re-sorted m-eurosat's bands)
+    entries: list[BandEntry] = build_layout(gfmt.open_record(ms.files[0]), ms.specs).entries
+    pos = {(e.dataset, e.channel): i for i, e in enumerate(ms.selected)}
+    perm = [pos[(e.dataset, e.channel)] for e in entries]
+    raws = [ms[i]["image"].numpy()[perm] for i in idx]
+    physical = [ms.selected[p].label for p in perm]
+    datasets = list(dict.fromkeys(e.dataset for e in entries))
+    chans = Counter(e.dataset for e in entries)
+    listed = [d if chans[d] == 1 else f"{d} ({chans[d]} channels)" for d in datasets]
+    stack = np.concatenate([r.reshape(r.shape[0], -1) for r in raws], 1)
+    ranges: dict[str, str] = {}
+    for d in datasets:
+        rows = [i for i, e in enumerate(entries) if e.dataset == d]
+        v = stack[rows]
+        ranges[d] = f"{v.min():.4g}..{v.max():.4g} mean {v.mean():.4g}"
+    out: dict[str, Any] = {
+        "bands": f"{len(datasets)} in file ({ms.layout.order_source}): {', '.join(listed)}",
+        "band_values": ranges,
+    }
+    stored = [e.dataset if e.channel is None else f"{e.dataset}[{e.channel}]" for e in entries]
+    warns = check_bands(stored, raws, "stored band names")
+    if ms.layout.shifted:
+        out["band_mapping"] = {  # stored descriptor -> band it holds (fix_band_shift=True)
+            e.dataset: p for e, p in zip(entries, physical, strict=True) if e.label != p
+        }
+        fixed = check_bands(physical, raws, "corrected band names")
+        if warns and not fixed:
+            warns = [w + "; satdifuser reads these bands under their corrected names "
+                     "(band_mapping, fix_band_shift=True), which fit the statistics"
+                     for w in warns]  # fmt: skip
+        else:
+            warns += fixed
+    return out, warns
 
 
 def inspect_geobench(path: Path, k: int, seed: int) -> InspectReport:
@@ -283,24 +333,36 @@ def inspect_geobench(path: Path, k: int, seed: int) -> InspectReport:
                 continue
             sizes[split] = len(ds)
             first = first or ds
+        if first is not None:
+            ms = GeoBench(path, split=first.split, view="multispectral", ms_scaling="raw")
     if first is None:
         raise DataFormatError(f"GEO-Bench task {path} has no readable split ({sizes})")
     facts = gb_summary(first, max_samples=k)
     idx = _pick(len(first), k, seed)
     samples, warns = _collect(first, idx)
-    warns = list(dict.fromkeys([str(w.message) for w in rec] + warns))
+    band_facts, band_warns = _geobench_bands(ms, idx)
+    warns = list(dict.fromkeys([str(w.message) for w in rec] + warns + band_warns))
+    nodata = first.nodata_class
     summary: dict[str, Any] = {
-        "task": f"{facts['task']} ({facts['task_type']})",
-        "task type": facts["task_type"],
+        "task": facts["task"],
+        "task_type": facts["task_type"],
         "splits": {**sizes, "partition": facts["partition"]},
         "partitions": gfmt.list_partitions(first.task_dir),
-        f"classes ({facts['num_classes']})": facts["class_counts"] or facts["classes"],
-        "class counts": f"over {facts['samples_read']} {facts['split']} samples, "
-        f"in {facts['count_unit']}",
-        "bands": f"{facts['view']} view: {', '.join(facts['band_names'])} "
-        f"({facts['band_order_source']})",
-        "image sizes": facts["image_sizes"],
-        "value ranges": "{:g}..{:g} (after scaling to the view)".format(*facts["value_range"]),
+        "num_classes": facts["num_classes"],
+        "classes": facts["class_counts"] or dict.fromkeys(facts["classes"], 0),
+        "class_counts": f"over {facts['samples_read']} {facts['split']} samples, in "
+        f"{facts['count_unit']} ({facts['class_counts_source']})",
+        "class_names": facts["classes_source"],
+        "nodata_class": (
+            f"{nodata} ({first.classes[nodata]}): counted as a class (GEO-Bench); "
+            "ignore_nodata=True maps it to the ignore index (PANGAEA)"
+        )
+        if nodata is not None
+        else "none",
+        **band_facts,
+        "rgb_view": [e.label for e in first.selected],
+        "image_sizes": facts["image_sizes"],
+        "value_ranges": "{:g}..{:g} (RGB view, after scaling)".format(*facts["value_range"]),
         "meta": _meta_line(samples[0]["meta"]),
     }
     if warns:
