@@ -80,10 +80,26 @@ def scan_split_folders(root: Path, suffixes: Iterable[str]) -> dict[str, list[st
     return {"classes": sorted(classes), **out}
 
 
+def _any_class_folder(folder: Path, suf: set[str]) -> bool:
+    return any(
+        p.is_dir() and any(f.suffix.lower() in suf for f in p.iterdir())
+        for p in folder.iterdir()
+        if not p.name.startswith(".")
+    )
+
+
 def has_class_images(folder: Path, suffixes: Iterable[str]) -> bool:
-    """Whether ``folder`` holds class folders of such files, directly or in split folders."""
-    return folder.is_dir() and bool(
-        scan_class_folders(folder, suffixes) or scan_split_folders(folder, suffixes)
+    """Whether ``folder`` holds class folders of such files, directly or in split folders
+    (stops at the first hit; no full scan)."""
+    if not folder.is_dir():
+        return False
+    suf = {s.lower() for s in suffixes}
+    if _any_class_folder(folder, suf):
+        return True
+    names = {n for ns in SPLIT_DIRS.values() for n in ns}
+    return any(
+        p.is_dir() and p.name.lower() in names and _any_class_folder(p, suf)
+        for p in folder.iterdir()
     )
 
 
