@@ -19,7 +19,8 @@ from torch.utils.data import DataLoader
 from satdifuser.data.loaders import seeded_loader
 from satdifuser.errors import ConfigError
 from satdifuser.features.cache_dataset import CachedFeatureDataset
-from satdifuser.features.cache_plan import check_deterministic, select_taps
+from satdifuser.features.cache_memory import InMemoryFeatures, in_memory_loader
+from satdifuser.features.cache_plan import check_deterministic, make_plan, select_taps, split_folder
 from satdifuser.features.cache_store import FeatureCacheBuilder
 from satdifuser.features.spec import FeatureInfo
 
@@ -40,7 +41,11 @@ class CachedDataModule(LightningDataModule):
             (``FolderDataModule``, ``GeoBenchDataModule``) or ``<split>_dataloader()``. Its
             ``num_classes``, ``classes``, ``task_type`` and ``ignore_index`` are forwarded.
         extractor: The ``FeatureExtractor`` whose features are cached (the task's own).
-        cache_dir: Root folder; split ``s`` is cached in ``cache_dir/s``.
+        cache_dir: Root folder of the content-addressed cache: split ``s`` is cached in
+            ``cache_dir/<s>-<key>``, the key covering the extractor (weights + feature spec),
+            the dataset and every option that changes its images or labels, the sample ids,
+            the storage dtype and kept taps. A changed option means a new folder (re-extract),
+            never stale features.
         dtype: Storage dtype: ``float16`` (default), ``bfloat16`` or ``float32``.
         keep_taps: fnmatch patterns of taps to keep (all when None); see :attr:`feature_info`.
         extract_batch_size: Batch size of the one-off extraction.
@@ -49,6 +54,9 @@ class CachedDataModule(LightningDataModule):
         overwrite: Rebuild a cache made with another configuration instead of refusing.
         keep_image: Also serve ``image`` (read from the wrapped dataset; for plots).
         progress: Show the extraction progress bar.
+        in_memory: Serve each split from memory (one tensor slice per batch, the fast path for
+            pooled features); None: when the split's cache is at most ``memory_limit_gb``.
+        memory_limit_gb: Size limit of the automatic in-memory choice.
 
     Raises:
         CacheMismatchError: In ``setup()``, when ``cache_dir`` holds another configuration.
@@ -70,6 +78,8 @@ class CachedDataModule(LightningDataModule):
         overwrite: bool = False,
         keep_image: bool = False,
         progress: bool = True,
+        in_memory: bool | None = None,
+        memory_limit_gb: float = 2.0,
     ) -> None:
         super().__init__()
         self.datamodule = datamodule
@@ -82,6 +92,9 @@ class CachedDataModule(LightningDataModule):
             max_gb,
         )
         self.overwrite, self.keep_image, self.progress = overwrite, keep_image, progress
+        self.in_memory, self.memory_limit_gb = in_memory, float(memory_limit_gb)
+        self.folders: dict[str, Path] = {}
+        self.memory: dict[str, InMemoryFeatures] = {}
         info = list(extractor.feature_info)
         self._feature_info = [info[i] for i in select_taps(info, self.keep_taps)]
         self.datasets: dict[str, CachedFeatureDataset] = {}
@@ -148,19 +161,30 @@ class CachedDataModule(LightningDataModule):
                 )
             source = self.source_dataset(split)
             check_deterministic(source, split)
+            plan = make_plan(
+                source, self.extractor, dtype=self.dtype, keep_taps=self.keep_taps,
+                batch_size=self.extract_batch_size, shard_size=self.shard_size,
+            )  # fmt: skip
+            folder = split_folder(self.cache_dir, split, plan)
             builder = FeatureCacheBuilder(
-                source, self.extractor, self.cache_dir / split, dtype=self.dtype,
+                source, self.extractor, folder, dtype=self.dtype,
                 keep_taps=self.keep_taps, batch_size=self.extract_batch_size,
                 shard_size=self.shard_size, device=self._device(),
             )  # fmt: skip
             builder.prepare(overwrite=self.overwrite, max_gb=self.max_gb)
             builder.run(progress=self.progress)
+            self.folders[split] = folder
             self.datasets[split] = CachedFeatureDataset(
-                self.cache_dir / split,
+                folder,
                 expected=builder.plan,
                 source=source if self.keep_image else None,
                 extra_keys=("image",) if self.keep_image else (),
             )
+            memory = self.in_memory
+            if memory is None:
+                memory = builder.plan.estimated_bytes <= self.memory_limit_gb * 1e9
+            if memory and not self.keep_image:
+                self.memory[split] = InMemoryFeatures(self.datasets[split])
 
     # ---------------------------------------------------------------- loaders
     def _loader(self, split: str, train: bool) -> DataLoader[Any]:
@@ -170,6 +194,8 @@ class CachedDataModule(LightningDataModule):
         batch = int(getattr(dm, "batch_size", 32))
         if not train:
             batch = int(getattr(dm, "eval_batch_size", None) or batch)
+        if split in self.memory:
+            return in_memory_loader(self.memory[split], batch, train, int(getattr(dm, "seed", 0)))
         return seeded_loader(
             self.datasets[split], batch, train, int(getattr(dm, "seed", 0)),
             int(getattr(dm, "num_workers", 0)),

@@ -57,6 +57,80 @@ def describe_backbone(extractor: object) -> str | None:
     return type(backbone).__name__ if backbone is not None else None
 
 
+_SKIP_ATTRS = frozenset({
+    "download", "cache", "progress", "num_workers", "generator", "training", "verbose",
+})
+"""Dataset attributes that never change images or labels (left out of the dataset identity)."""
+
+_MAX_INLINE = 64
+"""Longer lists and dicts are replaced by their digest in the dataset identity."""
+
+
+def _digest(value: object) -> str:
+    payload = json.dumps(value, sort_keys=True, default=str, separators=(",", ":"))
+    return "sha256:" + hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def _plain(value: object, depth: int = 0) -> object:
+    """A JSON-able stand-in for ``value`` that changes whenever the value does."""
+    import dataclasses
+    from pathlib import PurePath
+
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, PurePath):
+        return str(value)
+    if hasattr(value, "tolist") and hasattr(value, "dtype"):  # numpy / torch
+        try:
+            return _plain(value.tolist(), depth + 1)
+        except (TypeError, ValueError):
+            pass
+    if depth > 4:
+        return repr(value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        value = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+    if isinstance(value, dict):
+        out = {str(k): _plain(v, depth + 1) for k, v in value.items()}
+        return out if len(out) <= _MAX_INLINE else _digest(out)
+    if isinstance(value, (list, tuple, set, frozenset)):
+        items = sorted(value, key=str) if isinstance(value, (set, frozenset)) else value
+        seq = [_plain(v, depth + 1) for v in items]
+        return seq if len(seq) <= _MAX_INLINE else _digest(seq)
+    if callable(value):
+        name = getattr(value, "__qualname__", None) or type(value).__qualname__
+        module = getattr(value, "__module__", None) or type(value).__module__
+        text = repr(value)
+        return f"{module}.{name}" + ("" if " at 0x" in text else f"={text}")
+    if hasattr(value, "__dict__"):
+        return {"class": type(value).__qualname__,
+                **{k: _plain(v, depth + 1) for k, v in sorted(vars(value).items())
+                   if not k.startswith("_")}}  # fmt: skip
+    return repr(value)
+
+
+def dataset_identity(dataset: object) -> dict[str, object]:
+    """Everything about ``dataset`` that can change the images or labels it serves.
+
+    A dataset may define ``cache_identity() -> dict`` to say it exactly; otherwise every public
+    attribute is taken (band selection, scaling, nodata handling, tiling, resizing, transforms,
+    file lists and labels as digests), minus :data:`_SKIP_ATTRS`. Wrappers (``Subset``) add
+    their indices and the identity of the wrapped dataset. Any change of such an option changes
+    the cache key, so a cache is never served for other images or labels.
+    """
+    own = getattr(dataset, "cache_identity", None)
+    if callable(own):
+        return {"class": type(dataset).__qualname__, **{k: _plain(v) for k, v in own().items()}}
+    out: dict[str, object] = {"class": f"{type(dataset).__module__}.{type(dataset).__qualname__}"}
+    for key, value in sorted(vars(dataset).items()):
+        if key.startswith("_") or key in _SKIP_ATTRS:
+            continue
+        if key == "dataset" and hasattr(value, "__getitem__"):
+            out[key] = dataset_identity(value)
+        else:
+            out[key] = _plain(value)
+    return json.loads(json.dumps(out, default=str))
+
+
 def build_fingerprint(
     *,
     extractor_identity: str,
@@ -66,6 +140,7 @@ def build_fingerprint(
     keep_taps: Sequence[str] | None,
     storage_dtype: str,
     ids: Sequence[str],
+    dataset: Mapping[str, object] | None = None,
 ) -> dict[str, object]:
     """Flat fingerprint of a cache.
 
@@ -77,6 +152,7 @@ def build_fingerprint(
         keep_taps: Tap patterns kept, or None for all.
         storage_dtype: One of :data:`STORAGE_DTYPES`.
         ids: Sample ids in row order.
+        dataset: :func:`dataset_identity` of the source; each field becomes ``dataset.<name>``.
 
     Returns:
         JSON-able dict; equal dicts mean interchangeable caches.
@@ -90,6 +166,8 @@ def build_fingerprint(
     fp["storage_dtype"] = storage_dtype
     fp["num_samples"] = len(ids)
     fp["sample_ids"] = ids_digest(ids)
+    for name, value in sorted((dataset or {}).items()):
+        fp[f"dataset.{name}"] = value
     return json.loads(json.dumps(fp))
 
 
@@ -161,6 +239,7 @@ __all__ = [
     "FORMAT_VERSION",
     "STORAGE_DTYPES",
     "build_fingerprint",
+    "dataset_identity",
     "describe_backbone",
     "feature_info_from_rows",
     "feature_info_rows",

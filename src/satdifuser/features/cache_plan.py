@@ -17,6 +17,7 @@ from satdifuser.features.cache_format import INDEX_FILE, PLAN_FILE, SHARD_PREFIX
 from satdifuser.features.cache_key import (
     STORAGE_DTYPES,
     build_fingerprint,
+    dataset_identity,
     describe_backbone,
     feature_info_from_rows,
     fingerprint_digest,
@@ -247,6 +248,7 @@ def make_plan(
         keep_taps=keep_taps if keep_taps else None,
         storage_dtype=dtype,
         ids=ids,
+        dataset=dataset_identity(dataset),
     )
     sample = dataset[0]
     size = spec.image_size or int(sample["image"].shape[-1])
@@ -268,6 +270,16 @@ def make_plan(
         bytes_per_sample=per,
         targets=targets,
     )
+
+
+def split_folder(root: str | Path, split: str, plan: CachePlan) -> Path:
+    """Folder of a split in the content-addressed layout: ``<root>/<split>-<key>``.
+
+    The key (:attr:`CachePlan.key`) covers everything that changes stored features or labels,
+    so two configurations never share a folder and a rerun of the same one reuses it.
+    """
+    name = "".join(c if c.isalnum() or c in "-_." else "_" for c in str(split)) or "split"
+    return Path(root) / f"{name}-{plan.key}"
 
 
 def plan_protects_nothing(folder: Path) -> bool:
@@ -348,4 +360,5 @@ __all__ = [
     "make_plan",
     "plan_protects_nothing",
     "select_taps",
+    "split_folder",
 ]

@@ -229,14 +229,19 @@ class SatDiFuserModel(nn.Module):
                 "backbone_weights_id": weights() if callable(weights) else None,
                 "args": ex_config,
                 "identity": ex.identity() if callable(getattr(ex, "identity", None)) else None,
-                "feature_info": [[f.tap, f.timestep, f.channels, f.reduction]
-                                 for f in self.feature_info],  # fmt: skip
+                "feature_info": [
+                    [f.tap, f.timestep, f.channels, f.reduction] for f in self.feature_info
+                ],
             },
             "standardize": bool(self.standardizer.enabled),
-            "fusion": {"name": FUSIONS.name_of(type(self.fusion)),
-                       "args": dict(getattr(self.fusion, "init_config", {}))},  # fmt: skip
-            "head": {"name": HEADS.name_of(type(self.head)),
-                     "args": dict(getattr(self.head, "init_config", {}))},  # fmt: skip
+            "fusion": {
+                "name": FUSIONS.name_of(type(self.fusion)),
+                "args": dict(getattr(self.fusion, "init_config", {})),
+            },
+            "head": {
+                "name": HEADS.name_of(type(self.head)),
+                "args": dict(getattr(self.head, "init_config", {})),
+            },
         }
 
     def save_pretrained(self, directory: str | Path, card: dict[str, Any] | None = None) -> Path:
