@@ -23,7 +23,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from satdifuser.errors import ConfigError
+from satdifuser.cli import validate
+from satdifuser.errors import ConfigError, SatdifuserError
 
 DATASETS = {
     "eurosat": "satdifuser.data.eurosat.EuroSAT",
@@ -38,26 +39,28 @@ def _csv(values: Sequence[str]) -> list[str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of ``satdifuser extract``."""
-    p = argparse.ArgumentParser(
+    """The argument parser of ``satdifuser extract`` (bad values are one-line errors)."""
+    p = validate.OneLineArgumentParser(
         prog="satdifuser extract",
         description="Extract frozen-diffusion features of one dataset split into a cache.",
     )
     g = p.add_argument_group("extractor (everything here keys the cache)")
     g.add_argument("--backbone", default="tiny-sd", help="registry name or checkpoint folder")
-    g.add_argument("--timesteps", nargs="+", default=None, help="e.g. 21 61 161 (or 21,61,161)")
+    g.add_argument("--timesteps", nargs="+", type=validate.int_list, default=None,
+                   help="e.g. 21 61 161 (or 21,61,161)")  # fmt: skip
     g.add_argument(
         "--taps", nargs="+", default=None, help="tap patterns (default: the reference's)"
     )
-    g.add_argument("--image-size", type=int, default=None, help="working size (backbone default)")
+    g.add_argument("--image-size", type=validate.positive_int, default=None,
+                   help="working size (backbone default)")  # fmt: skip
     g.add_argument("--noise", choices=["add_noise", "ddim_inversion"], default="add_noise")
-    g.add_argument("--ensemble", type=int, default=1)
+    g.add_argument("--ensemble", type=validate.positive_int, default=1)
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--posterior", choices=["mean", "sample"], default="mean")
     g.add_argument("--compute-dtype", choices=["float32", "bfloat16", "float16"], default="float32")
     g.add_argument("--prompt", default="a satellite image")
     g.add_argument("--no-metadata", action="store_true", help="drop DiffusionSat metadata")
-    g.add_argument("--inversion-steps", type=int, default=50)
+    g.add_argument("--inversion-steps", type=validate.positive_int, default=50)
     p.add_argument("--config", type=Path, default=None,
                    help="a `satdifuser fit` YAML: takes model.init_args.extractor and data "
                    "from it (the extractor and data options below are then ignored)")  # fmt: skip
@@ -65,46 +68,64 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--dataset", default="eurosat", help=f"{', '.join(DATASETS)} or a class path")
     d.add_argument("--root", default=None, help="data root (default: $SATDIFUSER_DATA, shared/)")
     d.add_argument("--split", default="train", help="split name (also the cache sub-folder)")
-    d.add_argument("--budget", type=int, default=None, help="labels per class (EuroSAT)")
+    d.add_argument(
+        "--budget", type=validate.positive_int, default=None, help="labels per class (EuroSAT)"
+    )
     d.add_argument("--data-arg", action="append", default=[], metavar="KEY=VALUE",
                    help="extra dataset argument (YAML value), repeatable")  # fmt: skip
-    d.add_argument("--limit", type=int, default=None, help="only the first N samples")
+    d.add_argument(
+        "--limit", type=validate.positive_int, default=None, help="only the first N samples"
+    )
     c = p.add_argument_group("cache")
     c.add_argument("--cache-dir", required=True, type=Path, help="the cache goes to DIR/<split>/")
     c.add_argument("--dtype", choices=["float16", "bfloat16", "float32"], default="float16",
                    help="storage dtype")  # fmt: skip
     c.add_argument("--keep-taps", nargs="+", default=None, metavar="PATTERN",
                    help="store only maps whose tap matches (fnmatch)")  # fmt: skip
-    c.add_argument("--max-gb", type=float, default=None, help="refuse above this size (1e9 B)")
-    c.add_argument("--batch-size", type=int, default=8)
-    c.add_argument("--shard-size", type=int, default=None, help="rows per shard (auto ~256 MiB)")
-    c.add_argument("--num-workers", type=int, default=0, help="image-reading workers")
-    c.add_argument("--device", default="auto", help="auto (GPU of LOCAL_RANK if any), cpu, cuda:N")
-    c.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    c.add_argument("--max-gb", type=validate.positive_float, default=None,
+                   help="refuse above this size (1e9 B)")  # fmt: skip
+    c.add_argument("--batch-size", type=validate.positive_int, default=8)
+    c.add_argument("--shard-size", type=validate.positive_int, default=None,
+                   help="rows per shard (auto ~256 MiB)")  # fmt: skip
+    c.add_argument("--num-workers", type=validate.non_negative_int, default=0,
+                   help="image-reading workers")  # fmt: skip
+    c.add_argument("--device", type=validate.device, default="auto",
+                   help="auto (GPU of LOCAL_RANK if any), cpu, cuda:N")  # fmt: skip
+    c.add_argument("--threads", type=validate.positive_int, default=None, help="torch CPU threads")
     c.add_argument("--overwrite", action="store_true", help="rebuild a cache of another config")
     c.add_argument("--verify", action="store_true", help="re-hash every shard of a complete cache")
     c.add_argument("--dry-run", action="store_true", help="print the estimate and stop")
     c.add_argument("--no-progress", action="store_true")
-    c.add_argument("--rank", type=int, default=None, help="rank without a process group")
-    c.add_argument("--world-size", type=int, default=None, help="ranks without a process group")
+    c.add_argument("--rank", type=validate.non_negative_int, default=None,
+                   help="rank without a process group")  # fmt: skip
+    c.add_argument("--world-size", type=validate.positive_int, default=None,
+                   help="ranks without a process group")  # fmt: skip
     return p
 
 
-def _resolve_class(name: str) -> Any:
+def _dataset_class(name: str) -> type:
+    """The ``torch.utils.data.Dataset`` subclass of ``--dataset`` (nothing else is called).
+
+    Raises:
+        ConfigError: not a class path, not importable, or not a Dataset subclass.
+    """
+    from torch.utils.data import Dataset
+
     path = DATASETS.get(name, name)
-    module, _, cls = path.rpartition(".")
+    module, _, attr = path.rpartition(".")
+    hint = f"use one of {', '.join(DATASETS)} or the class path of a torch Dataset"
     if not module:
-        raise ConfigError(
-            f"--dataset {name!r} is neither a short name ({', '.join(DATASETS)}) nor a class "
-            "path like satdifuser.data.eurosat.EuroSAT"
-        )
+        raise ConfigError(f"--dataset {name!r} is neither a short name nor a class path; {hint}")
     try:
-        return getattr(importlib.import_module(module), cls)
+        cls = getattr(importlib.import_module(module), attr)
     except (ImportError, AttributeError):
+        raise ConfigError(f"--dataset {name!r}: cannot import {path}; {hint}") from None
+    if not (isinstance(cls, type) and issubclass(cls, Dataset)):
         raise ConfigError(
-            f"cannot import class {path!r} (--dataset or a class_path of --config); use one of "
-            f"{', '.join(DATASETS)} or an importable class path"
-        ) from None
+            f"--dataset {name!r}: {path} is not a torch.utils.data.Dataset subclass, so it is "
+            f"not called; {hint}"
+        )
+    return cls
 
 
 def make_dataset(args: argparse.Namespace) -> Any:
@@ -112,7 +133,7 @@ def make_dataset(args: argparse.Namespace) -> Any:
     import yaml
     from torch.utils.data import Subset
 
-    cls = _resolve_class(args.dataset)
+    cls = _dataset_class(args.dataset)
     params = inspect.signature(cls).parameters
     kwargs: dict[str, Any] = {}
     for key in ("root", "split", "budget"):
@@ -131,8 +152,6 @@ def make_dataset(args: argparse.Namespace) -> Any:
         kwargs[key] = yaml.safe_load(value)
     dataset = cls(**kwargs)
     if args.limit is not None:
-        if args.limit < 1:
-            raise ConfigError(f"--limit {args.limit} must be >= 1")
         dataset = Subset(dataset, range(min(args.limit, len(dataset))))
     return dataset
 
@@ -141,7 +160,7 @@ def make_extractor(args: argparse.Namespace) -> Any:
     """The ``FeatureExtractor`` of the extractor options."""
     from satdifuser.features.extractor import FeatureExtractor
 
-    timesteps = [int(t) for t in _csv(args.timesteps)] if args.timesteps else None
+    timesteps = [t for item in args.timesteps for t in item] if args.timesteps else None
     return FeatureExtractor(
         backbone=args.backbone,
         timesteps=timesteps,
@@ -158,25 +177,61 @@ def make_extractor(args: argparse.Namespace) -> Any:
     )
 
 
-def _instantiate(node: Any, where: str) -> Any:
-    """Build ``{class_path, init_args}`` nodes (recursively); other values pass through."""
-    if isinstance(node, dict) and "class_path" in node:
-        cls = _resolve_class(str(node["class_path"]))
-        args = {
-            k: _instantiate(v, f"{where}.{k}") for k, v in (node.get("init_args") or {}).items()
-        }
-        try:
-            return cls(**args)
-        except TypeError as exc:
-            raise ConfigError(f"{where}: {node['class_path']}: {exc}; fix the YAML") from None
-    return node
+_NOISE = ("Does not validate against", "Subtypes:", "Errors:", "Given value type:",
+          "- Expected a <class 'NoneType'>")  # fmt: skip
+
+
+def _one_line(message: str) -> str:
+    """jsonargparse's indented error tree as one line (innermost given value only)."""
+    lines = [line.strip() for line in message.splitlines()]
+    out: list[str] = []
+    for line in lines:
+        if not line or line.startswith(_NOISE):
+            continue
+        if line.startswith("Given value:"):
+            if any(o.startswith("Given value:") for o in out):
+                continue
+            line = line[:120]
+        out.append(line.removeprefix("- "))
+    text = " ".join(out).replace('Parser key "extractor"', "model.init_args.extractor")
+    return text.replace('Parser key "data"', "data")
+
+
+def _instantiate(path: Path, ex_node: dict[str, Any], data_node: dict[str, Any]) -> tuple[Any, Any]:
+    """(extractor, data module) through the same typed parser as ``satdifuser fit``.
+
+    Like LightningCLI, only a subclass of ``FeatureExtractor`` (``model.init_args.extractor``)
+    and of ``LightningDataModule`` (``data``) is instantiated, and nested ``class_path`` values
+    only where the constructor's annotation allows that class; anything else (``os.system``,
+    ``builtins.print``) is refused before it is called.
+    """
+    from jsonargparse import ArgumentParser
+    from lightning.pytorch import LightningDataModule
+
+    from satdifuser.features.extractor import FeatureExtractor
+
+    parser = ArgumentParser(exit_on_error=False, default_env=False)
+    parser.add_subclass_arguments(FeatureExtractor, "extractor", required=True)
+    parser.add_subclass_arguments(LightningDataModule, "data", required=True)
+    try:
+        cfg = parser.parse_object({"extractor": ex_node, "data": data_node})
+    except argparse.ArgumentError as exc:
+        raise ConfigError(f"--config {path}: {_one_line(str(exc))}; fix the YAML") from None
+    try:
+        init = parser.instantiate_classes(cfg)
+    except SatdifuserError:
+        raise
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"--config {path}: {_one_line(str(exc))}; fix the YAML") from None
+    return init.extractor, init.data
 
 
 def from_config(path: Path, split: str) -> tuple[Any, Any, str]:
     """(dataset of ``split``, extractor, data name) from a ``satdifuser fit`` YAML.
 
     Raises:
-        ConfigError: When the file lacks ``model.init_args.extractor`` or ``data``.
+        ConfigError: When the file is unreadable, not a mapping, lacks
+            ``model.init_args.extractor`` or ``data``, or names a class of the wrong kind.
     """
     import yaml
 
@@ -184,20 +239,22 @@ def from_config(path: Path, split: str) -> tuple[Any, Any, str]:
 
     try:
         cfg = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"--config {path} is unreadable ({exc}); pass a fit YAML") from None
-    model = (cfg or {}).get("model") or {}
-    ex_node = (model.get("init_args") or {}).get("extractor")
-    data_node = (cfg or {}).get("data")
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        why = " ".join(str(exc).split())
+        raise ConfigError(f"--config {path} is unreadable ({why}); pass a fit YAML") from None
+    model = cfg.get("model") if isinstance(cfg, dict) else None
+    init_args = model.get("init_args") if isinstance(model, dict) else None
+    ex_node = init_args.get("extractor") if isinstance(init_args, dict) else None
+    data_node = cfg.get("data") if isinstance(cfg, dict) else None
     if not isinstance(ex_node, dict) or not isinstance(data_node, dict):
+        got = "" if isinstance(cfg, dict) else f" (the file holds a {type(cfg).__name__})"
         raise ConfigError(
-            f"--config {path} needs model.init_args.extractor and data (class_path + init_args), "
-            "as in configs/eurosat_tiny.yaml"
+            f"--config {path} needs model.init_args.extractor and data (class_path + init_args)"
+            f"{got}, as in configs/eurosat_tiny.yaml"
         )
     if "class_path" not in ex_node:  # plain init_args of the default extractor
         ex_node = {"class_path": "satdifuser.features.FeatureExtractor", "init_args": ex_node}
-    extractor = _instantiate(ex_node, "model.init_args.extractor")
-    dm = _instantiate(data_node, "data")
+    extractor, dm = _instantiate(path, ex_node, data_node)
     if split == "train" and getattr(dm, "augment", False):
         raise ConfigError(
             f"--config {path}: data has augment: true, but a feature cache stores one fixed view "
@@ -253,6 +310,11 @@ def run(argv: list[str]) -> int:
     device = args.device
     if device == "auto":
         device = f"cuda:{local}" if torch.cuda.is_available() else "cpu"
+        if device != "cpu" and local >= torch.cuda.device_count():
+            raise ConfigError(
+                f"--device auto: LOCAL_RANK={local} but this machine has "
+                f"{torch.cuda.device_count()} GPU(s); start at most that many ranks per machine"
+            )
     say = print if rank == 0 else (lambda *a, **k: None)
     try:
         if args.config is not None:
@@ -260,7 +322,7 @@ def run(argv: list[str]) -> int:
             if args.limit is not None:
                 from torch.utils.data import Subset
 
-                dataset = Subset(dataset, range(min(max(1, args.limit), len(dataset))))
+                dataset = Subset(dataset, range(min(args.limit, len(dataset))))
         else:
             dataset, extractor, data_name = make_dataset(args), make_extractor(args), args.dataset
         folder = args.cache_dir / args.split
@@ -292,7 +354,12 @@ def run(argv: list[str]) -> int:
                 f"{plan.shard_size}) so the result equals an uninterrupted run")  # fmt: skip
         if args.dry_run:
             return 0
-        report = builder.run(progress=not args.no_progress)
+        try:
+            report = builder.run(progress=not args.no_progress)
+        except KeyboardInterrupt:
+            print(f"satdifuser extract: interrupted; the shards finished so far stay in {folder} "
+                  "and rerunning the same command resumes from them", file=sys.stderr)  # fmt: skip
+            return 130
         rate = report.samples_extracted / report.seconds if report.seconds else 0.0
         n, secs = report.samples_extracted, report.seconds
         print(f"rank {ranks.rank}: wrote {report.shards_written} shards, {n} images in "

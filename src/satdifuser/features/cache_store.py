@@ -36,7 +36,7 @@ from satdifuser.features.cache_format import (
 )
 from satdifuser.features.cache_index import damaged_shards, mismatch_error, write_index
 from satdifuser.features.cache_key import same_features
-from satdifuser.features.cache_plan import CachePlan, check_disk, make_plan
+from satdifuser.features.cache_plan import CachePlan, check_disk, make_plan, plan_protects_nothing
 from satdifuser.features.cache_shard import remember_checked
 from satdifuser.features.distributed import RankInfo, all_ok, barrier, current_rank
 
@@ -106,6 +106,7 @@ class FeatureCacheBuilder:
         self.plan = self.asked
         self.complete = False
         self.layout_adopted = False
+        self.replace_plan = False
         self.damaged: list[int] = []
 
     # -- inspection ---------------------------------------------------------------------------
@@ -117,6 +118,9 @@ class FeatureCacheBuilder:
                 data = read_json(path)
                 existing = CachePlan.from_json(data, path)
                 if not same_features(existing.fingerprint, self.asked.fingerprint):
+                    if name == PLAN_FILE and plan_protects_nothing(self.folder):
+                        self.replace_plan = True  # left by a run that failed before any shard
+                        return
                     raise mismatch_error(self.folder, existing, self.asked)
                 self.complete = name == INDEX_FILE
                 if self.complete:  # self-heal: shards deleted or altered since the index
@@ -189,7 +193,7 @@ class FeatureCacheBuilder:
             )
         if not self.complete and self.ranks.rank == 0:
             self.folder.mkdir(parents=True, exist_ok=True)
-            if not (self.folder / PLAN_FILE).is_file():
+            if self.replace_plan or not (self.folder / PLAN_FILE).is_file():
                 atomic_write_json(self.folder / PLAN_FILE, self.plan.to_json())
         barrier(self.ranks)
         return self.plan
