@@ -220,6 +220,7 @@ def run(argv: list[str]) -> int:
         note = f"pretrain: {args.out} has a checkpoint: resuming it, --init-from ignored"
         print(note, file=sys.stderr)
     config = resolve_config(args.out, _overrides(args), exported.config if exported else None)
+    options.check_against(config)
     root = find_data_root(args.data, os.environ.get("SATDIFUSER_DATA"), Path.cwd())
     paths = pretrain_paths(root, args.split)
     print(

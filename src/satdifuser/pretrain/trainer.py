@@ -102,6 +102,14 @@ class RunOptions:
             count(name, 1)
         check_device(self.device)
 
+    def check_against(self, config: PretrainConfig) -> None:
+        """Refuse options that contradict the run's config (DDIM steps beyond the schedule)."""
+        if self.sample_every and self.sample_steps > config.num_train_timesteps:
+            raise ConfigError(
+                f"--sample-steps={self.sample_steps} exceeds the {config.num_train_timesteps} "
+                "training timesteps; lower --sample-steps"
+            )
+
 
 def resolve_config(
     run_dir: Path, overrides: dict[str, Any], base: PretrainConfig | None = None
@@ -178,11 +186,7 @@ class PretrainTrainer:
                 f"{config.sample_size}, 3) uint8 for sample_size={config.sample_size}"
             )
         check_model(config)
-        if options.sample_every and options.sample_steps > config.num_train_timesteps:
-            raise ConfigError(
-                f"--sample-steps={options.sample_steps} exceeds the {config.num_train_timesteps} "
-                "training timesteps; lower --sample-steps"
-            )
+        options.check_against(config)
         self.run_dir, self.cfg, self.opt = Path(run_dir), config, options
         if self.run_dir.exists() and not self.run_dir.is_dir():
             raise ConfigError(f"--out {self.run_dir} is a file, not a folder; pick another --out")
