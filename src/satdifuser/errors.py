@@ -64,6 +64,23 @@ class NotAvailableError(SatdifuserError, NotImplementedError):
     """A feature or subcommand is not built in this version."""
 
 
+class UnsupportedArchitectureError(SatdifuserError, ValueError):
+    """A model config describes an architecture satdifuser cannot run (e.g. SDXL conditioning)."""
+
+
+class RunInterruptedError(SatdifuserError, RuntimeError):
+    """A run was stopped by a signal before it finished; the CLI exits with ``exit_code``.
+
+    Args:
+        message: What stopped and what was kept.
+        exit_code: Process exit status (``128 + signal number`` by convention: 143 for SIGTERM).
+    """
+
+    def __init__(self, message: str, exit_code: int = 143) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
 __all__ = [
     "CacheCorruptError",
     "CacheMismatchError",
@@ -76,7 +93,9 @@ __all__ = [
     "InputShapeError",
     "InsufficientDiskError",
     "NotAvailableError",
+    "RunInterruptedError",
     "SatdifuserError",
     "UnknownNameError",
     "UnsafePickleError",
+    "UnsupportedArchitectureError",
 ]

@@ -25,7 +25,7 @@ from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel, UNet2D
 from torch import Tensor, nn
 
 from satdifuser.backbones.metadata import MetadataEmbedding
-from satdifuser.errors import CheckpointError
+from satdifuser.errors import CheckpointError, UnsupportedArchitectureError
 
 WEIGHT_STEMS: tuple[str, ...] = ("diffusion_pytorch_model", "model")
 _EMA_KEYS = (
@@ -113,6 +113,49 @@ def read_state_dict(folder: Path) -> dict[str, Tensor]:
     )
 
 
+_SUPPORTED = (
+    "satdifuser runs Stable Diffusion 1.x/2.x-style UNet2DConditionModel (text cross-attention "
+    "only), DiffusionSat UNets and UNet2DModel; use such a checkpoint"
+)
+
+
+def unsupported_parts(config: dict[str, Any], metadata: bool) -> list[str]:
+    """What in a UNet config needs inputs satdifuser does not pass (empty when supported).
+
+    satdifuser calls the UNet with the noisy sample, the timestep, text embeddings and (for
+    DiffusionSat, ``metadata=True``) metadata class labels; nothing else.
+
+    Args:
+        config: ``unet/config.json`` content.
+        metadata: The UNet is built with DiffusionSat metadata MLPs (class labels are passed).
+    """
+    problems = []
+    addition = config.get("addition_embed_type")
+    if addition is not None:
+        what = "SDXL-style pooled text + size/crop ids" if addition == "text_time" else "inputs"
+        problems.append(f"addition_embed_type={addition!r} ({what} as added conditioning)")
+    hid_type, hid_dim = config.get("encoder_hid_dim_type"), config.get("encoder_hid_dim")
+    if hid_type is not None or hid_dim is not None:
+        problems.append(
+            f"encoder_hid_dim_type={hid_type!r}, encoder_hid_dim={hid_dim!r} (projected "
+            "text/image encoder states)"
+        )
+    if not metadata:
+        class_type, num_class = config.get("class_embed_type"), config.get("num_class_embeds")
+        if class_type is not None or num_class is not None:
+            problems.append(
+                f"class_embed_type={class_type!r}, num_class_embeds={num_class!r} (class "
+                "labels, e.g. an upscaler's noise level)"
+            )
+    in_ch, out_ch = config.get("in_channels"), config.get("out_channels")
+    if isinstance(in_ch, int) and isinstance(out_ch, int) and in_ch > out_ch:
+        problems.append(
+            f"in_channels={in_ch} > out_channels={out_ch} (extra input channels, as in "
+            "inpainting, depth or image-conditioned UNets)"
+        )
+    return problems
+
+
 def _instantiate(
     cls: type[nn.Module], config: dict[str, Any], state: dict[str, Tensor] | None, where: Path | str
 ) -> nn.Module:
@@ -157,6 +200,11 @@ def build_unet(
 
     Returns:
         ``(unet, metadata_embedding_or_None)``.
+
+    Raises:
+        CheckpointError: unknown UNet class, or weights that do not match the config.
+        UnsupportedArchitectureError: a UNet that needs inputs satdifuser does not pass (SDXL
+            added conditioning, class labels, extra input channels); the message names them.
     """
     config = dict(config)
     class_name = config.get("_class_name") or (
@@ -184,6 +232,11 @@ def build_unet(
         raise CheckpointError(
             f"{where}: config says use_metadata=true but the weights hold no metadata_embedding.* "
             "tensors; use the matching DiffusionSat weights"
+        )
+    problems = unsupported_parts(config, metadata=has_md)
+    if problems:
+        raise UnsupportedArchitectureError(
+            f"{where}: unsupported UNet architecture: {'; '.join(problems)}; {_SUPPORTED}"
         )
     if has_md:
         if cls is not UNet2DConditionModel:
@@ -366,4 +419,5 @@ __all__ = [
     "is_hub_id",
     "read_json",
     "read_state_dict",
+    "unsupported_parts",
 ]

@@ -13,16 +13,24 @@ Run directory (``trainer.default_root_dir``, ``runs/default`` unless the config 
 default: ``<run>/best.safetensors``). ``fit`` refuses a run directory that already holds
 ``best.safetensors`` unless ``--overwrite true``. ``--cache_dir DIR`` (YAML ``cache_dir:``) trains
 and evaluates on features cached in DIR (built on first use) instead of running the extractor.
+
+Errors: parse errors and errors raised while the classes are built become one
+:class:`~satdifuser.errors.ConfigError` line naming the key (no usage dump, no traceback). Output
+paths are checked before anything is written; a run that fails removes the folder it created
+(never one that existed before, and never one holding ``best.safetensors``). A run stopped by
+SIGTERM keeps what it saved and raises :class:`~satdifuser.errors.RunInterruptedError` (exit 143).
 """
 
 from __future__ import annotations
 
+import copy
 import inspect
 import json
 import os
 import platform
 import sys
 import time
+from argparse import ArgumentError
 from importlib import metadata
 from importlib.util import find_spec
 from pathlib import Path
@@ -33,8 +41,25 @@ from jsonargparse import Namespace
 from lightning.pytorch import LightningDataModule, LightningModule, Trainer
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 from lightning.pytorch.loggers import CSVLogger, Logger
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from satdifuser.errors import CheckpointError, ConfigError, NotAvailableError
+from satdifuser.cli.config_errors import (
+    config_group,
+    instantiation_message,
+    locate_key,
+    option_strings,
+    parser_error_message,
+    trainer_error_message,
+)
+from satdifuser.cli.main import own_error
+from satdifuser.cli.run_folder import check_writable_folder, missing_folders, remove_created
+from satdifuser.errors import (
+    CheckpointError,
+    ConfigError,
+    NotAvailableError,
+    RunInterruptedError,
+    SatdifuserError,
+)
 from satdifuser.tasks import BEST_NAME, BaseTask, load_trainable, resolve_checkpoint
 from satdifuser.tasks.report import write_evaluation_report
 from satdifuser.viz import atomic_write_json, atomic_write_text
@@ -109,20 +134,29 @@ class SatdifuserCLI(LightningCLI):
 
     def __init__(self, args: list[str] | None = None, run: bool = True) -> None:
         self.argv = list(args or [])
-        super().__init__(
-            model_class=BaseTask,
-            subclass_mode_model=True,
-            datamodule_class=LightningDataModule,
-            subclass_mode_data=True,
-            save_config_callback=RunConfigSaver,
-            save_config_kwargs={"overwrite": True},
-            trainer_defaults=dict(TRAINER_DEFAULTS),
-            seed_everything_default=0,
-            auto_configure_optimizers=False,
-            parser_kwargs={"default_env": False},
-            args=args,
-            run=run,
-        )
+        self._created: list[Path] = []  # output folders this run creates (removed on failure)
+        no_exit = {"exit_on_error": False}  # parse errors raise ArgumentError: no usage dump
+        try:
+            super().__init__(
+                model_class=BaseTask,
+                subclass_mode_model=True,
+                datamodule_class=LightningDataModule,
+                subclass_mode_data=True,
+                save_config_callback=RunConfigSaver,
+                save_config_kwargs={"overwrite": True},
+                trainer_defaults=dict(TRAINER_DEFAULTS),
+                seed_everything_default=0,
+                auto_configure_optimizers=False,
+                parser_kwargs={"default_env": False, **no_exit,
+                               **{name: dict(no_exit) for name in self.subcommands()}},
+                args=args,
+                run=run,
+            )  # fmt: skip
+        except SIGTERMException:
+            raise RunInterruptedError(self._interrupted_message("SIGTERM")) from None
+        except Exception:
+            remove_created(self._created, keep=BEST_NAME)
+            raise
 
     @staticmethod
     def subcommands() -> dict[str, set[str]]:
@@ -145,8 +179,46 @@ class SatdifuserCLI(LightningCLI):
             help="fit: allow a run directory that already holds best.safetensors.",
         )  # fmt: skip
 
+    def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
+        """Parse; a parse error becomes one :class:`ConfigError` line naming the key."""
+        try:
+            super().parse_arguments(parser, args)
+        except ArgumentError as exc:
+            sub = self.argv[0] if self.argv else "fit"
+            raise ConfigError(
+                parser_error_message(str(exc), sub, self.argv, option_strings(parser, sub))
+            ) from exc
+
+    def instantiate_classes(self) -> None:
+        """Build the classes; an error that is not satdifuser's becomes one line."""
+        try:
+            super().instantiate_classes()
+        except SatdifuserError:
+            raise
+        except Exception as exc:
+            own = own_error(exc)
+            if own is not None:  # raised inside a constructor jsonargparse called
+                raise self._with_key(own, exc) from exc
+            raise ConfigError(instantiation_message(exc)) from exc
+
+    def _with_key(self, own: SatdifuserError, exc: Exception) -> SatdifuserError:
+        """``own`` with its message prefixed by the config key it is about, when that is clear."""
+        group = config_group(exc)
+        cfg = self.config.get(str(self.subcommand), self.config)
+        key = locate_key(str(own), cfg.items(), group)
+        prefix = key or (f"{group}.init_args" if group else None)
+        if prefix is None or str(own).startswith(prefix):
+            return own
+        try:
+            keyed = copy.copy(own)
+            keyed.args = (f"{prefix}: {own}",)
+        except Exception:  # an error class that cannot be copied keeps its own message
+            return own
+        return keyed
+
     def before_instantiate_classes(self) -> None:
-        """Registry names (``fusion: moe`` + ``fusion_args``) become full class paths."""
+        """Check output paths (nothing is written yet); registry names become class paths."""
+        self._check_outputs()
         cfg = self.config.get(str(self.subcommand), self.config)
         init = cfg.get("model", {}).get("init_args") if cfg.get("model") else None
         if init is None:
@@ -180,6 +252,45 @@ class SatdifuserCLI(LightningCLI):
         run = self.run_dir()
         return run if self.subcommand == "fit" else run / str(self.subcommand)
 
+    def _check_outputs(self) -> None:
+        """Refuse unusable output paths before anything is created; note what this run creates."""
+        if self.subcommand is None:
+            return
+        ckpt = self._cfg("ckpt_path")
+        key = "trainer.default_root_dir"
+        if self.subcommand != "fit" and ckpt not in (None, "best"):
+            key = "ckpt_path"
+        out = self.out_dir()
+        check_writable_folder(out, key)
+        if self.subcommand == "fit" and (out / BEST_NAME).exists() and not self._cfg("overwrite"):
+            raise ConfigError(
+                f"run directory {out} already holds {BEST_NAME}; choose another "
+                "trainer.default_root_dir, or pass --overwrite true to replace that run"
+            )
+        cache_dir = self._cfg("cache_dir")
+        if cache_dir:
+            check_writable_folder(Path(cache_dir), "cache_dir")
+        self._created = missing_folders(out)
+
+    def _interrupted_message(self, signal_name: str) -> str:
+        sub = str(self.subcommand)
+        trainer = getattr(self, "trainer", None)
+        if sub != "fit" or trainer is None:
+            return f"{sub} stopped by {signal_name} before it finished; no report was written"
+        run = Path(trainer.default_root_dir)
+        where = f"during epoch {trainer.current_epoch + 1}"
+        if trainer.max_epochs is not None and trainer.max_epochs > 0:
+            where += f" of {trainer.max_epochs}"
+        kept = (
+            f"{run / BEST_NAME} holds the best epoch so far"
+            if (run / BEST_NAME).exists()
+            else f"no checkpoint was saved yet ({run} keeps the logs)"
+        )
+        return (
+            f"fit stopped by {signal_name} {where}; {kept}; training did not finish, rerun fit "
+            "(with --overwrite true) to train to the end"
+        )
+
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
         """Default loggers in ``<run>/logs/<subcommand>`` and the config saver's target path."""
         out = self.out_dir()
@@ -187,7 +298,13 @@ class SatdifuserCLI(LightningCLI):
         trainer_cfg = self._get(self.config_init, "trainer", default={})
         if trainer_cfg.get("logger") in (None, True):
             kwargs["logger"] = default_loggers(self.run_dir(), str(self.subcommand))
-        return super().instantiate_trainer(**kwargs)
+        try:
+            return super().instantiate_trainer(**kwargs)
+        except SatdifuserError:
+            raise
+        except Exception as exc:  # Trainer's checks: max_epochs, accelerator, devices ...
+            params = inspect.signature(Trainer.__init__).parameters
+            raise ConfigError(trainer_error_message(exc, params)) from exc
 
     def _datamodule(self, model: LightningModule, datamodule: Any) -> Any:
         cache_dir = self._cfg("cache_dir")
@@ -228,11 +345,6 @@ class SatdifuserCLI(LightningCLI):
         """Train; keep ``<run>/best.safetensors``; print where the run went."""
         run = Path(self.trainer.default_root_dir)
         ckpt = self._cfg("ckpt_path")
-        if (run / BEST_NAME).exists() and not self._cfg("overwrite"):
-            raise ConfigError(
-                f"run directory {run} already holds {BEST_NAME}; choose another "
-                "trainer.default_root_dir, or pass --overwrite true to replace that run"
-            )
         if ckpt is not None and isinstance(model, BaseTask):
             load_trainable(model, resolve_checkpoint(ckpt, run))
         dm = self._datamodule(model, datamodule)

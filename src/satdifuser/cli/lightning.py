@@ -11,11 +11,17 @@ Options follow LightningCLI: ``--config`` (repeatable, later files win), dotted 
 (``--model.init_args.lr 0.001``), ``--print_config``, ``--seed_everything`` (default 0), plus
 satdifuser's ``--cache_dir`` and ``--overwrite``. The run directory layout is described in
 :mod:`satdifuser.cli.fit`.
+
+Errors are one line on stderr (see :mod:`satdifuser.cli.fit`); Lightning's "Seed set to 0" and its
+litlogger advertisement are not printed (the seed is in ``config.yaml`` and ``env.json``).
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 from satdifuser.errors import ConfigError
@@ -63,12 +69,32 @@ def prepare_argv(argv: list[str]) -> list[str]:
     return [sub, *rest]
 
 
+class _DropLitLoggerTip(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "litlogger" not in str(record.msg)
+
+
+@contextlib.contextmanager
+def _quiet_lightning() -> Iterator[None]:
+    """Hide Lightning's seed message and its litlogger tip while the command runs."""
+    seed_log = logging.getLogger("lightning.fabric.utilities.seed")
+    rank_zero = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    level, tip = seed_log.level, _DropLitLoggerTip()
+    seed_log.setLevel(logging.WARNING)
+    rank_zero.addFilter(tip)
+    try:
+        yield
+    finally:
+        seed_log.setLevel(level)
+        rank_zero.removeFilter(tip)
+
+
 def run(argv: list[str]) -> int:
     """Entry point used by ``satdifuser.cli.main`` (``argv[0]`` is the subcommand)."""
     args = prepare_argv(list(argv))
     from satdifuser.cli.fit import SatdifuserCLI
 
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _quiet_lightning():
         warnings.filterwarnings("ignore", message=".*module\\(s\\) in eval mode.*")
         warnings.filterwarnings("ignore", message=".*litlogger.*")
         warnings.filterwarnings("ignore", message="LightningCLI.s args parameter.*")
