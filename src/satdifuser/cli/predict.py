@@ -39,17 +39,33 @@ def build_parser() -> argparse.ArgumentParser:
                    help="classification: a .csv (or a folder for predictions.csv); "
                    "segmentation: a .tif/.png for one input, else a folder")  # fmt: skip
     p.add_argument("--batch-size", type=int, default=32, help="windows/images per model call")
-    p.add_argument("--overlap", type=int, default=None,
-                   help="segmentation window overlap in pixels (default tile_size // 4)")  # fmt: skip
-    p.add_argument("--blend", choices=["triangular", "hann", "uniform"], default="triangular",
-                   help="weight window for overlapping windows (uniform = plain averaging)")  # fmt: skip
+    p.add_argument(
+        "--overlap",
+        type=int,
+        default=None,
+        help="segmentation window overlap in pixels (default tile_size // 4)",
+    )
+    p.add_argument(
+        "--blend",
+        choices=["triangular", "hann", "uniform"],
+        default="triangular",
+        help="weight window for overlapping windows (uniform = plain averaging)",
+    )
     p.add_argument("--probabilities", action="store_true",
                    help="segmentation: also write <name>_proba.tif (K float32 bands)")  # fmt: skip
-    p.add_argument("--footprints", type=Path, default=None,
-                   help="classification: .geojson or .csv footprints of georeferenced inputs")  # fmt: skip
+    p.add_argument(
+        "--footprints",
+        type=Path,
+        default=None,
+        help="classification: .geojson or .csv footprints of georeferenced inputs",
+    )
     p.add_argument("--bands", type=_bands, default=None, help="1-based bands to read, e.g. 4,3,2")
-    p.add_argument("--scale", type=float, default=None,
-                   help="raw value that maps to 1.0 (e.g. 10000 for reflectance x 10,000)")  # fmt: skip
+    p.add_argument(
+        "--scale",
+        type=float,
+        default=None,
+        help="raw value that maps to 1.0 (e.g. 10000 for reflectance x 10,000)",
+    )
     p.add_argument("--threshold", type=float, default=0.5, help="multilabel decision threshold")
     p.add_argument("--device", default=None, help="torch device for the model (default: as loaded)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
@@ -70,7 +86,8 @@ class _Progress:
     """A tqdm bar counting tiles (or images); a new bar per input."""
 
     def __init__(self, disable: bool) -> None:
-        self.disable, self.bar: Any, self.last = disable, None, -1
+        self.disable, self.last = disable, -1
+        self.bar: Any = None
 
     def __call__(self, done: int, total: int) -> None:
         from tqdm import tqdm

@@ -16,7 +16,7 @@ import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -147,17 +147,18 @@ def predict_classification(
     if progress is not None:
         progress(len(inputs), len(inputs))
     rows: list[list[Any]] = [["path", "predicted", *(f"prob_{n}" for n in names)]]
-    for path, p in zip(inputs, probs, strict=True):
-        assert p is not None  # every index was flushed above
+    done = cast(list[np.ndarray], probs)  # every index was filled by a flush above
+    for path, p in zip(inputs, done, strict=True):
         rows.append([str(path), _predicted(p, names, multilabel, threshold),
                      *(f"{v:.6f}" for v in p)])  # fmt: skip
     _write_atomic(csv_path, _csv_text(rows))
     if footprints_path is not None:
         for i, f in feats.items():
-            p = probs[i]
-            assert p is not None
+            p = done[i]
             f["properties"]["predicted"] = _predicted(p, names, multilabel, threshold)
-            f["properties"]["probabilities"] = {n: round(float(v), 6) for n, v in zip(names, p, strict=True)}
+            f["properties"]["probabilities"] = {
+                n: round(float(v), 6) for n, v in zip(names, p, strict=True)
+            }
         _write_atomic(footprints_path, _footprint_text(footprints_path, list(feats.values())))
     stats.seconds = time.perf_counter() - t_start
     return stats

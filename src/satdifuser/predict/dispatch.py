@@ -89,9 +89,7 @@ def segmentation_outputs(
                     "predict them into separate --out folders"
                 )
             seen[t] = f
-    return [
-        (t, t.with_name(f"{t.stem}_proba.tif") if probabilities else None) for t in targets
-    ]
+    return [(t, t.with_name(f"{t.stem}_proba.tif") if probabilities else None) for t in targets]
 
 
 def predict(

@@ -1,8 +1,8 @@
 """What ``predict`` needs from a model: a small structural protocol, checked once up front.
 
 Any object with these members works (``satdifuser.model.SatDiFuserModel`` is one); tests use tiny
-fakes. ``prepare_raster`` is optional: without it :func:`~satdifuser.predict.prepare.default_prepare_raster`
-maps raw pixels to [0, 1].
+fakes. ``prepare_raster`` is optional: without it
+:func:`~satdifuser.predict.prepare.default_prepare_raster` maps raw pixels to [0, 1].
 """
 
 from __future__ import annotations
