@@ -8,12 +8,10 @@ is a pure function of the step, so N steps + resume + N steps equals 2N uninterr
 from __future__ import annotations
 
 import csv
-import math
 import random
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -34,81 +32,13 @@ from satdifuser.pretrain.config import PretrainConfig, build_scheduler, build_un
 from satdifuser.pretrain.ema import EMAWeights
 from satdifuser.pretrain.hardware import bf16_native, check_device, hardware_name
 from satdifuser.pretrain.image_pool import BatchOrder
+from satdifuser.pretrain.options import RunOptions
 from satdifuser.pretrain.sampling import generate, save_grid
 from satdifuser.pretrain.warm_start import ExportedRun, start_position, warm_totals
 
 CONFIG_FILE = "config.json"
 LOSS_FILE = "loss.csv"
 LOSS_COLUMNS = ("step", "epoch", "loss", "lr", "ema_decay", "img_per_s", "run_seconds")
-
-
-@dataclass
-class RunOptions:
-    """Per-invocation settings (not part of the training trajectory).
-
-    Args:
-        max_steps: Stop when the run's total step count reaches this.
-        steps: Stop after this many steps in this invocation.
-        max_minutes: Stop cleanly (with a checkpoint) before this wall-clock budget is spent.
-        ckpt_every: Checkpoint every N steps (and always at the end).
-        ckpt_minutes: Also checkpoint when this many minutes passed since the last one.
-        sample_every: Write a sample grid every N steps (0 disables; one is written at the end).
-        sample_images: Images per grid.
-        sample_steps: DDIM steps per grid.
-        device: Torch device.
-        progress: Show a tqdm bar.
-        command: The command line, recorded in the run's history.
-    """
-
-    max_steps: int | None = None
-    steps: int | None = None
-    max_minutes: float | None = None
-    ckpt_every: int = 100
-    ckpt_minutes: float | None = 10.0
-    sample_every: int = 500
-    sample_images: int = 16
-    sample_steps: int = 50
-    device: str = "cpu"
-    progress: bool = True
-    command: str = ""
-
-    def __post_init__(self) -> None:
-        def bad(name: str, value: object, expected: str) -> ConfigError:
-            flag = "--" + name.replace("_", "-")
-            return ConfigError(f"{flag}={value!r} is invalid: expected {expected}")
-
-        def count(name: str, low: int, optional: bool = False) -> None:
-            value = getattr(self, name)
-            if optional and value is None:
-                return
-            if not isinstance(value, int) or isinstance(value, bool) or value < low:
-                raise bad(name, value, f"an integer >= {low}")
-
-        def minutes(name: str, positive: bool) -> None:
-            value = getattr(self, name)
-            if value is None:
-                return
-            number = isinstance(value, (int, float)) and not isinstance(value, bool)
-            if not number or not math.isfinite(value) or value < 0 or (positive and value == 0):
-                raise bad(name, value, "a number of minutes " + ("> 0" if positive else ">= 0"))
-
-        count("max_steps", 1, optional=True)
-        count("steps", 1, optional=True)
-        minutes("max_minutes", positive=True)
-        minutes("ckpt_minutes", positive=False)
-        for name in ("ckpt_every", "sample_every"):
-            count(name, 0)
-        for name in ("sample_images", "sample_steps"):
-            count(name, 1)
-        check_device(self.device)
-
-    def check_against(self, config: PretrainConfig) -> None:
-        """Refuse options that contradict the run's config (DDIM steps beyond the schedule)."""
-        if self.sample_every and self.sample_steps > config.num_train_timesteps:
-            raise ConfigError(
-                f"--sample-steps={self.sample_steps} exceeds the {config.num_train_timesteps} "
-                "training timesteps; lower --sample-steps"
-            )
 
 
 def resolve_config(
