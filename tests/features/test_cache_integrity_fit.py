@@ -28,9 +28,15 @@ def _data(root: Path, cache: Path) -> CachedDataModule:
                             progress=False)  # fmt: skip
 
 
+def _val_folder(root: Path, cache: Path) -> Path:
+    """Build the val cache; its folder (as fit's data module names it)."""
+    data = _data(root, cache)
+    data.setup("validate")
+    return data.datasets["val"].folder
+
+
 def test_fit_data_re_extracts_a_nan_filled_shard(root: Path, tmp_path: Path) -> None:
-    _data(root, tmp_path).setup("validate")
-    rewrite_shard(tmp_path / "val" / "shard-00000.safetensors", nan_fill)
+    rewrite_shard(_val_folder(root, tmp_path) / "shard-00000.safetensors", nan_fill)
     data = _data(root, tmp_path)
     with pytest.warns(UserWarning, match=r"re-extracting shards \[0\] .* another sha256"):
         data.setup("validate")
@@ -39,8 +45,7 @@ def test_fit_data_re_extracts_a_nan_filled_shard(root: Path, tmp_path: Path) -> 
 
 
 def test_fit_data_refuses_a_mangled_index_naming_it(root: Path, tmp_path: Path) -> None:
-    _data(root, tmp_path).setup("validate")
-    path = tmp_path / "val" / "index.json"
+    path = _val_folder(root, tmp_path) / "index.json"
     index = json.loads(path.read_text())
     index["shards"][0]["bytes"] = "big"
     path.write_text(json.dumps(index))
