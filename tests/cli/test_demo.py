@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
 from fixtures.eurosat.make import make
 from satdifuser.cli.main import main
@@ -40,10 +41,21 @@ def test_demo_writes_metrics_plots_and_prints_the_table(
     assert sum(map(sum, payload["confusion_matrix"])) == 10
     weights = payload["fusion_weights"]["weights"]  # GW: (timesteps, taps), sums to 1
     assert abs(sum(map(sum, weights)) - 1.0) < 1e-5
+    # the demo saves the model it scored: loaded again, it predicts the reported accuracy
+    from satdifuser.data.eurosat import EuroSAT
+    from satdifuser.model import SatDiFuserModel
+
+    model = SatDiFuserModel.from_pretrained(folder / "model")
+    test = EuroSAT(eurosat_root, split="test")
+    images = torch.stack([test[i]["image"] for i in range(len(test))])
+    labels = torch.tensor([int(test[i]["label"]) for i in range(len(test))])
+    accuracy = float((model.predict(images) == labels).float().mean())
+    assert accuracy == pytest.approx(payload["metrics"]["overall_accuracy"], abs=1e-6)
     # the second run reuses the feature cache: no new cache folders
-    before = sorted((tmp_path / "cache").glob("*/*"))
+    before = sorted((tmp_path / "cache").glob("*"))
+    assert {p.name.split("-")[0] for p in before} == {"train", "val", "test"}
     assert main(_argv(eurosat_root, tmp_path)) == 0
-    assert sorted((tmp_path / "cache").glob("*/*")) == before
+    assert sorted((tmp_path / "cache").glob("*")) == before
 
 
 def test_missing_data_is_one_line_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

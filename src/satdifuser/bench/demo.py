@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from satdifuser.bench.common import budget_rows, cpu_description, default_cache_root
-from satdifuser.bench.probe import ProbeConfig, ProbeResult, train_fusion_probe
+from satdifuser.bench.common import cpu_description, default_cache_root
+from satdifuser.bench.probe import ProbeConfig
 from satdifuser.errors import DatasetNotFoundError
 
 Log = Callable[[str], None]
@@ -78,15 +78,51 @@ def open_eurosat(cfg: DemoConfig, log: Log) -> tuple[Any, Any]:
     return train, test
 
 
+def demo_recipe(cfg: DemoConfig, backbone: Any, root: Path) -> tuple[Any, Any]:
+    """The task and data module of the demo: exactly what ``configs/eurosat_shipped.yaml``
+    builds (``fit`` on that config trains the same model)."""
+    from satdifuser.bench.features import tap_groups
+    from satdifuser.bench.probe import epochs_for
+    from satdifuser.data import EuroSATDataModule
+    from satdifuser.features import FeatureExtractor
+    from satdifuser.features.cache import CachedDataModule
+    from satdifuser.tasks import ClassificationTask
+
+    groups = tap_groups(backbone)
+    extractor = FeatureExtractor(
+        backbone, timesteps=list(cfg.timesteps), taps=groups["resnet"] + groups["attention"],
+        image_size=backbone.sample_size, pool=cfg.pool,
+    )  # fmt: skip
+    dm = EuroSATDataModule(root=root, budget=cfg.budget, batch_size=64, seed=cfg.seed,
+                           download=cfg.download)  # fmt: skip
+    for split in ("train", "val", "test"):  # find (or download) and check the data first
+        dm.dataset(split)
+    cache = Path(cfg.cache_dir) if cfg.cache_dir else default_cache_root()
+    data = CachedDataModule(dm, extractor, cache, extract_batch_size=cfg.batch_size,
+                            progress=cfg.progress)  # fmt: skip
+    fusion_args = {"projection_dim": 64, "bottleneck_dim": 32, "num_groups": 8}
+    if cfg.fusion == "concat":
+        fusion_args.pop("bottleneck_dim")
+    epochs = epochs_for(cfg.budget * 10, cfg.epochs, 64, cfg.min_steps)
+    task = ClassificationTask(
+        extractor, 10, fusion=cfg.fusion, fusion_args=fusion_args, head="linear", lr=1e-2,
+        warmup_epochs=max(1, epochs // 8), early_stopping_patience=None, standardize=True,
+    )  # fmt: skip
+    task.hparams["max_epochs"] = epochs
+    return task, data
+
+
 def run_demo(cfg: DemoConfig, log: Log = print) -> dict[str, Any]:
-    """Run the demo; returns the metrics payload (also written to ``cfg.out/metrics.json``)."""
-    from satdifuser.bench.features import (
-        diffusion_extractors,
-        extract_all,
-        load_backbone,
-        tap_groups,
-    )
-    from satdifuser.tasks.report import markdown_report, split_metrics
+    """Run the demo; returns the metrics payload (also written to ``cfg.out/metrics.json``).
+
+    The model is trained by the library's task + data module (``tasks.fit_and_test``, the path
+    of ``satdifuser fit``/``test``) and saved as ``cfg.out/model`` for ``satdifuser predict``.
+    """
+    from satdifuser.bench.features import load_backbone
+    from satdifuser.data.eurosat import EuroSAT
+    from satdifuser.data.roots import resolve_data_root
+    from satdifuser.tasks import fit_and_test
+    from satdifuser.tasks.report import markdown_report
     from satdifuser.viz import (
         atomic_write_json,
         atomic_write_text,
@@ -95,61 +131,64 @@ def run_demo(cfg: DemoConfig, log: Log = print) -> dict[str, Any]:
     )
 
     t0 = time.perf_counter()
-    seconds: dict[str, float] = {}
-    train_ds, test_ds = open_eurosat(cfg, log)
-    classes = list(train_ds.classes)
-    log(
-        f"EuroSAT: {len(train_ds)} labelled training images ({cfg.budget}/class), "
-        f"{len(test_ds)} test images; split from {train_ds.split_source}"
-    )
+    try:
+        root = resolve_data_root(cfg.data, EuroSAT.folder_name)
+    except DatasetNotFoundError:
+        if not cfg.download:
+            raise
+        root = Path(cfg.download_root)
+        log(f"EuroSAT not found locally: downloading the official archive into {root}")
     bb = load_backbone(cfg.backbone)
-    groups = tap_groups(bb)
-    taps = groups["resnet"] + groups["attention"]
-    cache = Path(cfg.cache_dir) if cfg.cache_dir else default_cache_root()
-    log(f"backbone {bb.name}: taps {', '.join(taps)}; timesteps {list(cfg.timesteps)}")
-    log(f"extracting features (cached in {cache}; a rerun reuses them)")
-    t = time.perf_counter()
-    extractors = diffusion_extractors(bb, taps, cfg.timesteps, cfg.pool)
-    feats = extract_all(
-        extractors,
-        {"train": train_ds, "test": test_ds},
-        cache,
-        batch_size=cfg.batch_size,
-        progress=cfg.progress,
-    )
-    seconds["extract"] = time.perf_counter() - t
-    train = feats["train"].rows(budget_rows(feats["train"].labels, cfg.budget))
-    probe = ProbeConfig(fusion=cfg.fusion, epochs=cfg.epochs, min_steps=cfg.min_steps)
-    log(f"training {cfg.fusion} fusion + linear head (CPU recipe: {probe.to_dict()})")
-    t = time.perf_counter()
-    result = _train(train, feats["test"], probe, cfg, classes)
-    seconds["train+test"] = time.perf_counter() - t
-    seconds["total"] = time.perf_counter() - t0
-
+    task, data = demo_recipe(cfg, bb, root)
+    epochs = int(task.hparams["max_epochs"])
     out = Path(cfg.out)
-    scalars, per_class = split_metrics(result.metrics, "test")
-    support = {c: int(result.confusion[i].sum()) for i, c in enumerate(classes)}
-    fusion = result.model.fusion if result.model is not None else None
-    weights = fusion.interpretable_weights() if fusion is not None else {}
+    log(f"backbone {bb.name}: taps {', '.join(task.extractor.spec.taps)}; timesteps "
+        f"{list(cfg.timesteps)}; maps pooled to at most {cfg.pool} x {cfg.pool}")  # fmt: skip
+    log(f"features cached in {data.cache_dir} (a rerun reuses them); then {cfg.fusion} fusion + "
+        f"linear head, {epochs} epochs on {cfg.budget} labels per class")  # fmt: skip
+    result = fit_and_test(task, data, out, max_epochs=epochs, seed=cfg.seed,
+                          progress=cfg.progress)  # fmt: skip
+    seconds = {**result.seconds, "total": time.perf_counter() - t0}
+    train_ds = data.source_dataset("train")
+    classes = list(task.class_names)
+    scalars, per_class = split_test_metrics(result.test)
+    confusion = result.confusion
+    support = (
+        {c: int(confusion[i].sum()) for i, c in enumerate(classes)} if confusion is not None else {}
+    )
+    fusion = task.fusion
+    weights = fusion.interpretable_weights() if hasattr(fusion, "interpretable_weights") else {}
     payload = {
         "stage": "test",
         "task": "EuroSAT scene classification (satdifuser demo)",
         "metrics": scalars,
         "per_class": per_class,
         "class_names": classes,
-        "confusion_matrix": result.confusion.tolist(),
+        "confusion_matrix": confusion.tolist() if confusion is not None else None,
         "fusion_weights": {k: v.tolist() for k, v in weights.items()},
-        "fusion_weight_axes": fusion.weight_axes() if fusion is not None else {},
+        "fusion_weight_axes": fusion.weight_axes() if hasattr(fusion, "weight_axes") else {},
         "backbone": cfg.backbone,
         "backbone_weights": bb.weights_id(),
-        "taps": taps,
+        "taps": list(task.extractor.spec.taps),
         "timesteps": list(cfg.timesteps),
         "pool": cfg.pool,
         "budget_per_class": cfg.budget,
-        "train_images": len(train),
-        "test_images": len(feats["test"]),
-        "split": train_ds.split_source,
-        "probe_config": probe.to_dict(),
+        "train_images": len(train_ds),
+        "test_images": int(confusion.sum()) if confusion is not None else None,
+        "split": getattr(train_ds, "split_source", None),
+        "recipe": {
+            "epochs": epochs,
+            "best_epoch": result.best_epoch,
+            "fusion": cfg.fusion,
+            "fusion_args": fusion.init_config,
+            "standardize": True,
+            "lr": 1e-2,
+            "batch_size": 64,
+            "warmup_epochs": int(task.hparams["warmup_epochs"]),
+            "val_every": 1,
+        },
+        "validation": result.val,
+        "model_dir": str(result.model_dir) if result.model_dir else None,
         "seed": cfg.seed,
         "seconds": seconds,
         "machine": cpu_description(),
@@ -159,46 +198,38 @@ def run_demo(cfg: DemoConfig, log: Log = print) -> dict[str, Any]:
     paths["metrics.md"] = atomic_write_text(
         out / "metrics.md", markdown_report(scalars, per_class, title, support)
     )
-    if weights and fusion is not None:
+    if weights:
         paths["fusion_weights.png"] = out / "fusion_weights.png"
         plot_fusion_weights(
             weights, paths["fusion_weights.png"], fusion.weight_axes(),
             title=f"{type(fusion).__name__} weights",
         )  # fmt: skip
-    paths["confusion_matrix.png"] = out / "confusion_matrix.png"
-    plot_confusion_matrix(
-        result.confusion, paths["confusion_matrix.png"], classes, title="test confusion matrix"
-    )
+    if confusion is not None:
+        paths["confusion_matrix.png"] = out / "confusion_matrix.png"
+        plot_confusion_matrix(
+            confusion, paths["confusion_matrix.png"], classes, title="test confusion matrix"
+        )
     log("")
     log(summary_table(scalars, per_class, classes, support))
     log(
-        f"time: extract {seconds['extract'] / 60:.1f} min, train+test "
-        f"{seconds['train+test'] / 60:.1f} min, total {seconds['total'] / 60:.1f} min"
+        f"time: fit (extract + train) {seconds['fit'] / 60:.1f} min, test "
+        f"{seconds.get('test', 0) / 60:.1f} min, total {seconds['total'] / 60:.1f} min"
     )
     for path in paths.values():
         log(f"wrote {path}")
+    if result.model_dir:
+        log(f"model: {result.model_dir} (satdifuser predict --model {result.model_dir} IMAGES...)")
     payload["paths"] = {k: str(v) for k, v in paths.items()}
     return payload
 
 
-def _train(train: Any, test: Any, probe: ProbeConfig, cfg: DemoConfig, classes: list[str]
-           ) -> ProbeResult:  # fmt: skip
-    bar = None
-    if cfg.progress:
-        from tqdm.auto import tqdm
+def split_test_metrics(
+    flat: dict[str, float | None],
+) -> tuple[dict[str, float | None], dict[str, dict[str, float | None]]]:
+    """``test/accuracy/<class>``-style keys -> scalars and ``{metric: {class: value}}``."""
+    from satdifuser.tasks.report import split_metrics
 
-        bar = tqdm(total=None, unit="epoch", desc="train", dynamic_ncols=True)
-
-    def progress(done: int, total: int) -> None:
-        if bar is not None:
-            bar.total = total
-            bar.update(done - bar.n)
-
-    try:
-        return train_fusion_probe(train, None, test, probe, cfg.seed, classes, progress)
-    finally:
-        if bar is not None:
-            bar.close()
+    return split_metrics(flat, "test")
 
 
 def summary_table(

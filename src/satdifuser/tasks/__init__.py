@@ -27,6 +27,7 @@ from satdifuser.tasks.metrics import (
     segmentation_metrics,
 )
 from satdifuser.tasks.report import write_evaluation_report
+from satdifuser.tasks.runner import RunResult, fit_and_test
 from satdifuser.tasks.schedule import warmup_cosine_lr, warmup_cosine_scheduler
 from satdifuser.tasks.segmentation import SegmentationTask
 
@@ -39,8 +40,10 @@ __all__ = [
     "FusionFactory",
     "HeadFactory",
     "MultiLabelClassificationTask",
+    "RunResult",
     "SegmentationTask",
     "classification_metrics",
+    "fit_and_test",
     "load_trainable",
     "multilabel_metrics",
     "read_checkpoint",
