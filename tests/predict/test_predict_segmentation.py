@@ -169,3 +169,27 @@ def test_scene_smaller_than_a_window_is_padded_and_cropped(tmp_path: Path) -> No
         got = p.read(2)
     assert got.shape == (20, 50) and {s[2:] for s in model.calls} == {(32, 32)}
     np.testing.assert_allclose(got, (pixels / 255).mean(axis=0), atol=2e-6)
+
+
+def test_alpha_band_is_the_mask_not_model_input_and_progress_reaches_the_total(
+    tmp_path: Path,
+) -> None:
+    from rasterio.enums import ColorInterp
+
+    pixels = np.full((4, 50, 60), 200, dtype=np.uint8)
+    pixels[3] = 255
+    pixels[3, 20:30, 10:25] = 0  # transparent
+    src = tmp_path / "rgba.tif"
+    write_geotiff(src, pixels)
+    with rasterio.open(src, "r+") as ds:
+        ds.colorinterp = [ColorInterp.red, ColorInterp.green, ColorInterp.blue, ColorInterp.alpha]
+    seen: list[tuple[int, int]] = []
+    predict_segmentation(FakeSegmentationModel(), src, tmp_path / "c.tif",
+                         progress=lambda done, total: seen.append((done, total)))  # fmt: skip
+    with rasterio.open(tmp_path / "c.tif") as c:
+        classes = c.read(1)
+    assert (classes[20:30, 10:25] == 255).all() and (classes == 255).sum() == 10 * 15
+    assert (classes[classes != 255] == 1).all()
+    assert seen[-1][0] == seen[-1][1] == 2 * 3 and [d for d, _ in seen] == sorted(
+        d for d, _ in seen
+    )
