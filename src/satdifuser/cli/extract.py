@@ -8,7 +8,14 @@ Examples::
 
 The cache lands in ``<cache-dir>/<split>/``. A rerun resumes an interrupted build (also after
 ``kill -9``) and ends with the same bytes as an uninterrupted run; a cache of another
-configuration is refused with the fields that differ. See ``docs/cache.md``.
+configuration is refused with the fields that differ (a ``plan.json`` left by a run that failed
+before its first shard is replaced instead). See ``docs/cache.md``.
+
+Like ``satdifuser fit``, ``--config`` instantiates only a ``FeatureExtractor`` subclass and a
+``LightningDataModule`` subclass (nested classes only where the constructor's type allows them),
+and ``--dataset`` only a ``torch.utils.data.Dataset`` subclass: a YAML naming ``os.system`` is
+refused before anything is called. Bad option values are one-line errors raised before any file
+is created (:mod:`satdifuser.cli.validate`).
 """
 
 from __future__ import annotations
@@ -247,7 +254,9 @@ def from_config(path: Path, split: str) -> tuple[Any, Any, str]:
     ex_node = init_args.get("extractor") if isinstance(init_args, dict) else None
     data_node = cfg.get("data") if isinstance(cfg, dict) else None
     if not isinstance(ex_node, dict) or not isinstance(data_node, dict):
-        got = "" if isinstance(cfg, dict) else f" (the file holds a {type(cfg).__name__})"
+        got = (
+            "" if isinstance(cfg, dict) else f" (its top level is {str(cfg)[:40]!r}, not a mapping)"
+        )
         raise ConfigError(
             f"--config {path} needs model.init_args.extractor and data (class_path + init_args)"
             f"{got}, as in configs/eurosat_tiny.yaml"
