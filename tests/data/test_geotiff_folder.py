@@ -16,7 +16,14 @@ from satdifuser.data.bands import band_indices, canonical_band, scale_bands
 from satdifuser.data.crs import to_lonlat, utm_to_lonlat
 from satdifuser.data.geotiff_folder import GeoTiffFolder
 from satdifuser.data.geotiff_io import read_geotiff
-from satdifuser.errors import ConfigError, DataFormatError, DatasetNotFoundError
+from satdifuser.errors import (
+    ConfigError,
+    DataFormatError,
+    DatasetNotFoundError,
+    DependencyNotFoundError,
+)
+
+rasterio = pytest.importorskip("rasterio", reason="GeoTIFF folders need the geo extra (rasterio)")
 
 
 @pytest.fixture(scope="module")
@@ -136,24 +143,21 @@ def test_truncated_geotiff_names_the_file(classes_root: Path, tmp_path: Path) ->
         ds[i]
 
 
-def test_unknown_crs_gives_nan_with_one_note(tmp_path: Path) -> None:
+def test_any_crs_proj_knows_gives_lon_lat(tmp_path: Path) -> None:
+    # Lambert-93 (EPSG:2154): neither UTM nor 4326; PROJ (through rasterio) converts it
     (tmp_path / "A").mkdir()
     for n in (1, 2):
-        tags = fx.utm_tags(1000.0, 2000.0, epsg=2154)  # Lambert-93: not UTM, not 4326
+        tags = fx.utm_tags(700000.0, 6600000.0, epsg=2154)  # near the Lambert-93 origin
         tifffile.imwrite(
             tmp_path / "A" / f"a{n}.tif", np.zeros((3, 4, 4), np.uint8), extratags=tags
         )
     ds = GeoTiffFolder(tmp_path)
-    try:
-        import pyproj  # noqa: F401
-    except ImportError:
-        with warnings.catch_warnings(record=True) as rec:
-            warnings.simplefilter("always")
-            metas = [ds[0]["meta"], ds[1]["meta"]]
-        assert len(rec) == 1 and "EPSG:2154 needs pyproj" in str(rec[0].message)
-        assert torch.isnan(metas[0][:2]).all() and float(metas[0][2]) == 10.0
-    else:  # pragma: no cover - only where pyproj is installed
-        assert not torch.isnan(ds[0]["meta"][:2]).any()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no note: nothing is unknown
+        lon, lat, gsd = ds[0]["meta"][:3].tolist()
+    # 3 deg E, 46.5 deg N is the projection's origin (700000, 6600000); centre 20 m E, 15 m S
+    assert lon == pytest.approx(3.0, abs=5e-4) and lat == pytest.approx(46.5, abs=5e-4)
+    assert gsd == 10.0
 
 
 def test_missing_root_and_empty_folder(tmp_path: Path) -> None:
@@ -161,3 +165,57 @@ def test_missing_root_and_empty_folder(tmp_path: Path) -> None:
         GeoTiffFolder(tmp_path / "none")
     with pytest.raises(DatasetNotFoundError, match=r"neither <Class>/\*\.tif"):
         GeoTiffFolder(tmp_path)
+
+
+def test_windowed_read_reads_only_the_window_and_describes_it(classes_root: Path) -> None:
+    path = classes_root / "Forest" / "Forest_2.tif"
+    full, whole = read_geotiff(path)
+    part, info = read_geotiff(path, window=((4, 12), (0, 8)), bands=[3, 1])
+    assert full is not None and part is not None
+    np.testing.assert_array_equal(part, full[[3, 1], 4:12, 0:8])
+    # the window's own transform, centre (4 px E, 8 px S of the corner) and footprint
+    x0, y0 = fx.UTM_TIE
+    assert info.transform == (10.0, 0.0, x0, 0.0, -10.0, y0 - 40.0)
+    assert (info.lon, info.lat) == pytest.approx(to_lonlat(x0 + 40, y0 - 80, 32631), abs=1e-9)
+    assert (info.lon, info.lat) != pytest.approx((whole.lon, whole.lat), abs=1e-5)
+    assert info.crs == "EPSG:32631" and info.bounds_lonlat is not None
+    west, south, east, north = info.bounds_lonlat
+    assert west < info.lon < east and south < info.lat < north
+    for bad in (((10, 20), (0, 8)), ((0, 0), (0, 8))):  # past the bottom edge; empty
+        with pytest.raises(ConfigError, match=r"window .* is not inside GeoTIFF .*16x16"):
+            read_geotiff(path, window=bad)
+    with pytest.raises(ConfigError, match=r"band index 13 is out of range .* 13 bands"):
+        read_geotiff(path, bands=[13])
+
+
+def test_rotated_raster_and_feet_crs(tmp_path: Path) -> None:
+    from rasterio.transform import Affine
+
+    # rotated by 30 degrees in UTM 31N: the centre follows the affine, GSD stays 10 m
+    tr = Affine.translation(*fx.UTM_TIE) @ Affine.rotation(30) @ Affine.scale(10, -10)
+    profile = {"driver": "GTiff", "count": 1, "dtype": "uint8", "width": 6, "height": 4}
+    with rasterio.open(tmp_path / "r.tif", "w", crs="EPSG:32631", transform=tr, **profile) as d:
+        d.write(np.zeros((1, 4, 6), np.uint8))
+    _, info = read_geotiff(tmp_path / "r.tif", with_pixels=False)
+    cx, cy = tr @ (3, 2)
+    assert (info.lon, info.lat) == pytest.approx(to_lonlat(cx, cy, 32631), abs=1e-9)
+    assert info.gsd == pytest.approx(10.0) and not info.notes
+    # NAD83 / New York Long Island (US survey feet): 10 ft pixels are 3.048 m
+    feet = Affine.translation(1_000_000, 200_000) @ Affine.scale(10, -10)
+    with rasterio.open(tmp_path / "f.tif", "w", crs="EPSG:2263", transform=feet, **profile) as d:
+        d.write(np.zeros((1, 4, 6), np.uint8))
+    _, info = read_geotiff(tmp_path / "f.tif", with_pixels=False)
+    assert info.gsd == pytest.approx(3.048, abs=1e-3)
+    assert info.lon == pytest.approx(-73.9, abs=0.2) and info.lat == pytest.approx(40.7, abs=0.2)
+
+
+def test_without_rasterio_the_error_names_the_geo_extra(
+    classes_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "rasterio", None)  # import rasterio -> ImportError
+    with pytest.raises(DependencyNotFoundError, match=r'pip install "satdifuser\[geo\]"'):
+        GeoTiffFolder(classes_root)
+    with pytest.raises(DependencyNotFoundError, match="needs rasterio"):
+        to_lonlat(500000.0, 0.0, 32631)

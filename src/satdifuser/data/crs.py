@@ -1,82 +1,95 @@
-"""Map coordinates -> longitude/latitude for DiffusionSat metadata.
+"""Map coordinates -> longitude/latitude (WGS84), through PROJ as bundled with rasterio.
 
-Geographic WGS84 (EPSG:4326) is taken as is. WGS84 / UTM (EPSG:326zz north, 327zz south, the
-CRS of Sentinel-2 products and EuroSAT-MS) is inverted with the transverse Mercator series of
-Snyder ("Map Projections: A Working Manual", USGS PP 1395, 1987, pp. 63-64; well under a metre
-inside a zone), so no extra package is needed. Any other EPSG code goes through ``pyproj`` when
-it is installed; otherwise it gives NaN.
+Every CRS GDAL/PROJ knows is converted the same way (``rasterio.warp.transform``): geographic
+WGS84 passes through, WGS84 / UTM (the CRS of Sentinel-2 products and EuroSAT-MS), national
+grids (Lambert-93, ...) and Web Mercator are inverted exactly. rasterio is the ``geo`` extra
+(``pip install "satdifuser[geo]"``); without it :class:`~satdifuser.errors.DependencyNotFoundError`
+names that line.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from types import ModuleType
+from typing import Any
 
-_A = 6378137.0  # WGS84 semi-major axis (m)
-_F = 1 / 298.257223563
-_E2 = _F * (2 - _F)
-_EP2 = _E2 / (1 - _E2)
-_K0 = 0.9996
+from satdifuser.errors import ConfigError, DependencyNotFoundError
+
+PIP_GEO = 'pip install "satdifuser[geo]"'
+WGS84 = "EPSG:4326"
+
+
+def import_rasterio() -> ModuleType:
+    """Import rasterio (the ``geo`` extra), or raise an error that gives the pip line.
+
+    Raises:
+        DependencyNotFoundError: rasterio is not installed.
+    """
+    try:
+        import rasterio
+        import rasterio.crs
+        import rasterio.errors
+        import rasterio.warp
+        import rasterio.windows
+    except ImportError:
+        raise DependencyNotFoundError(
+            "reading GeoTIFFs and their CRS needs rasterio (the geo extra), which is not "
+            f"installed; run: {PIP_GEO}"
+        ) from None
+    return rasterio
+
+
+def _crs(crs: Any) -> Any:
+    """An EPSG code (int) or anything ``rasterio.crs.CRS.from_user_input`` takes -> a CRS."""
+    rasterio = import_rasterio()
+    if isinstance(crs, int):
+        return rasterio.crs.CRS.from_epsg(crs)
+    return rasterio.crs.CRS.from_user_input(crs)
+
+
+def points_to_lonlat(
+    xs: Sequence[float], ys: Sequence[float], crs: Any
+) -> tuple[list[float], list[float]]:
+    """Points in ``crs`` (EPSG code, ``"EPSG:..."``, WKT or a rasterio CRS) -> (lons, lats).
+
+    Points PROJ cannot convert (outside the CRS's domain) come back as NaN.
+
+    Raises:
+        DependencyNotFoundError: rasterio (the ``geo`` extra) is not installed.
+        rasterio.errors.CRSError: ``crs`` is not a CRS PROJ knows.
+    """
+    rasterio = import_rasterio()
+    lons, lats = rasterio.warp.transform(_crs(crs), WGS84, list(xs), list(ys))
+    clean = [(lo, la) if math.isfinite(lo) and math.isfinite(la) else (math.nan, math.nan)
+             for lo, la in zip(lons, lats, strict=True)]  # fmt: skip
+    return [float(lo) for lo, _ in clean], [float(la) for _, la in clean]
+
+
+def to_lonlat(x: float, y: float, crs: Any) -> tuple[float, float] | None:
+    """One point in ``crs`` -> (lon, lat) in degrees; None when PROJ cannot convert it.
+
+    Raises:
+        DependencyNotFoundError: rasterio (the ``geo`` extra) is not installed.
+    """
+    rasterio = import_rasterio()
+    try:
+        (lon,), (lat,) = points_to_lonlat([x], [y], crs)
+    except rasterio.errors.CRSError:
+        return None
+    return None if math.isnan(lon) or math.isnan(lat) else (lon, lat)
 
 
 def utm_to_lonlat(easting: float, northing: float, zone: int, north: bool) -> tuple[float, float]:
-    """WGS84 UTM coordinates (metres) -> (lon, lat) in degrees."""
-    x = easting - 500000.0
-    y = northing if north else northing - 10000000.0
-    m = y / _K0
-    mu = m / (_A * (1 - _E2 / 4 - 3 * _E2**2 / 64 - 5 * _E2**3 / 256))
-    e1 = (1 - math.sqrt(1 - _E2)) / (1 + math.sqrt(1 - _E2))
-    phi1 = (
-        mu
-        + (3 * e1 / 2 - 27 * e1**3 / 32) * math.sin(2 * mu)
-        + (21 * e1**2 / 16 - 55 * e1**4 / 32) * math.sin(4 * mu)
-        + (151 * e1**3 / 96) * math.sin(6 * mu)
-        + (1097 * e1**4 / 512) * math.sin(8 * mu)
-    )
-    sin1, cos1, tan1 = math.sin(phi1), math.cos(phi1), math.tan(phi1)
-    c1 = _EP2 * cos1**2
-    t1 = tan1**2
-    n1 = _A / math.sqrt(1 - _E2 * sin1**2)
-    r1 = _A * (1 - _E2) / (1 - _E2 * sin1**2) ** 1.5
-    d = x / (n1 * _K0)
-    lat = phi1 - (n1 * tan1 / r1) * (
-        d**2 / 2
-        - (5 + 3 * t1 + 10 * c1 - 4 * c1**2 - 9 * _EP2) * d**4 / 24
-        + (61 + 90 * t1 + 298 * c1 + 45 * t1**2 - 252 * _EP2 - 3 * c1**2) * d**6 / 720
-    )
-    lon = (
-        d
-        - (1 + 2 * t1 + c1) * d**3 / 6
-        + (5 - 2 * c1 + 28 * t1 - 3 * c1**2 + 8 * _EP2 + 24 * t1**2) * d**5 / 120
-    ) / cos1
-    lon0 = (zone - 1) * 6 - 180 + 3
-    return lon0 + math.degrees(lon), math.degrees(lat)
+    """WGS84 / UTM coordinates (metres) of ``zone`` -> (lon, lat) in degrees.
+
+    Raises:
+        ConfigError: ``zone`` is not 1..60.
+    """
+    if not 1 <= zone <= 60:
+        raise ConfigError(f"UTM zone={zone} is not 1..60")
+    lonlat = to_lonlat(easting, northing, (32600 if north else 32700) + zone)
+    return lonlat if lonlat is not None else (math.nan, math.nan)
 
 
-def utm_zone_of_epsg(epsg: int) -> tuple[int, bool] | None:
-    """``(zone, north)`` for WGS84 / UTM EPSG codes 32601-32660 and 32701-32760, else None."""
-    if 32601 <= epsg <= 32660:
-        return epsg - 32600, True
-    if 32701 <= epsg <= 32760:
-        return epsg - 32700, False
-    return None
-
-
-def to_lonlat(x: float, y: float, epsg: int) -> tuple[float, float] | None:
-    """Coordinates in ``EPSG:epsg`` -> (lon, lat); None when the CRS cannot be converted here."""
-    if epsg == 4326:
-        return x, y
-    utm = utm_zone_of_epsg(epsg)
-    if utm is not None:
-        return utm_to_lonlat(x, y, *utm)
-    try:
-        from pyproj import Transformer
-    except ImportError:
-        return None
-    try:
-        lon, lat = Transformer.from_crs(epsg, 4326, always_xy=True).transform(x, y)
-    except Exception:  # pyproj raises its own CRSError for unknown codes
-        return None
-    return float(lon), float(lat)
-
-
-__all__ = ["to_lonlat", "utm_to_lonlat", "utm_zone_of_epsg"]
+__all__ = ["PIP_GEO", "WGS84", "import_rasterio", "points_to_lonlat", "to_lonlat", "utm_to_lonlat"]

@@ -269,19 +269,19 @@ class GeoTiffFolder(Dataset[Sample]):
 
     def __getitem__(self, index: int) -> Sample:
         path = self.files[index]
-        arr, info = read_geotiff(path)
-        assert arr is not None
+        kept, info = read_geotiff(path, bands=self.bands)  # only the kept bands are read
+        assert kept is not None
         if info.notes and not self._noted:
             self._noted = True
             warnings.warn(f"{path}: {'; '.join(info.notes)}", stacklevel=2)
         if self.layout == "classes" and self.check_sizes:
-            self._size_check(arr.shape[1:], path, self.transforms)
-        kept = arr[self.bands]
+            self._size_check(kept.shape[1:], path, self.transforms)
+        stored = kept.dtype
         hole = nodata_mask(kept, info.nodata)
         if hole is not None:  # nodata -> NaN: out of the percentiles, 0 after scaling
             kept = kept.astype(np.float32)
             kept[:, hole] = np.nan
-        vr = self.value_range if self.value_range is not None else default_range(arr.dtype)
+        vr = self.value_range if self.value_range is not None else default_range(stored)
         img = scale_bands(kept, self.scale, vr, self.percentiles)
         sample: Sample = {
             "image": torch.from_numpy(np.ascontiguousarray(img)),
@@ -291,7 +291,7 @@ class GeoTiffFolder(Dataset[Sample]):
         if self.layout == "classes":
             sample["label"] = torch.tensor(self.targets[index], dtype=torch.int64)
         else:
-            sample["mask"] = self._mask(index, arr.shape[1:])
+            sample["mask"] = self._mask(index, kept.shape[1:])
             if hole is not None:
                 sample["mask"][torch.from_numpy(hole)] = self.ignore_index
         if self.transforms is not None:
