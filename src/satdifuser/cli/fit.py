@@ -278,9 +278,10 @@ class SatdifuserCLI(LightningCLI):
         if sub != "fit" or trainer is None:
             return f"{sub} stopped by {signal_name} before it finished; no report was written"
         run = Path(trainer.default_root_dir)
-        where = f"during epoch {trainer.current_epoch + 1}"
+        where = f"with {trainer.current_epoch}"
         if trainer.max_epochs is not None and trainer.max_epochs > 0:
             where += f" of {trainer.max_epochs}"
+        where += " epochs completed"
         kept = (
             f"{run / BEST_NAME} holds the best epoch so far"
             if (run / BEST_NAME).exists()
