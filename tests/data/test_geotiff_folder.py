@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import shutil
 import warnings
 from pathlib import Path
@@ -219,3 +220,13 @@ def test_without_rasterio_the_error_names_the_geo_extra(
         GeoTiffFolder(classes_root)
     with pytest.raises(DependencyNotFoundError, match="needs rasterio"):
         to_lonlat(500000.0, 0.0, 32631)
+
+
+def test_inspect_shows_crs_and_footprint(classes_root: Path) -> None:
+    from satdifuser.data.inspect import inspect_path
+
+    r = inspect_path(classes_root, samples=3)
+    crs = r.summary["crs"]
+    assert re.fullmatch(
+        r"EPSG:(32631|4326), footprint lon [\d.]+\.\.[\d.]+ lat [\d.]+\.\.[\d.]+ \[1st\]", crs
+    )

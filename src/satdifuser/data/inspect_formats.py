@@ -252,6 +252,10 @@ def inspect_geotiff(path: Path, k: int, seed: int) -> InspectReport:
             "meta": f"{_meta_line(samples[0]['meta'])} [georeferenced: {georef}/{len(samples)}]",
         }
     )
+    _, first = read_geotiff(ds.files[idx[0]], with_pixels=False)
+    if first.crs is not None and first.bounds_lonlat is not None:
+        w, s, e, n = first.bounds_lonlat
+        summary["crs"] = f"{first.crs}, footprint lon {w:.4f}..{e:.4f} lat {s:.4f}..{n:.4f} [1st]"
     if warns:
         summary["warnings"] = warns
     fmt = "geotiff_pairs" if pairs else "geotiff_folder (class folders)"
