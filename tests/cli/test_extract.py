@@ -31,6 +31,11 @@ def _extract(root: Path, cache: Path, *extra: str) -> int:
     return main(["extract", *ARGS, "--root", str(root), "--cache-dir", str(cache), *extra])
 
 
+def _folders(cache: Path, split: str) -> list[Path]:
+    """The content-addressed folders of ``split`` under ``cache`` (``<split>-<key>``)."""
+    return sorted(p for p in cache.glob(f"{split}-*") if p.is_dir())
+
+
 def test_extract_prints_the_estimate_and_serves_the_online_features(
     root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -39,7 +44,8 @@ def test_extract_prints_the_estimate_and_serves_the_online_features(
     # tiny-pixel at 32 px: per timestep 2 x 32ch @16^2 + 2 x 16ch @32^2; fp16; + int64 label
     per = 2 * (2 * 32 * 16 * 16 + 2 * 16 * 32 * 32) * 2 + 8
     assert f"estimated size {per * 10 / 1e6:.2f} MB" in out and "cache complete" in out
-    cached = CachedFeatureDataset(tmp_path / "val")
+    (folder,) = _folders(tmp_path, "val")
+    cached = CachedFeatureDataset(folder)
     ex = FeatureExtractor("tiny-pixel", timesteps=[21, 61])
     from satdifuser.data.eurosat import EuroSAT
 
@@ -55,16 +61,17 @@ def test_extract_prints_the_estimate_and_serves_the_online_features(
     assert "nothing to do" in capsys.readouterr().out
 
 
-def test_extract_refuses_another_config_and_a_small_budget(
+def test_another_config_gets_its_own_folder_and_a_small_budget_is_refused(
     root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert _extract(root, tmp_path, "--split", "test", "--limit", "3") == 0
+    (first,) = _folders(tmp_path, "test")
+    before = folder_bytes(first)
     capsys.readouterr()
-    assert _extract(root, tmp_path, "--split", "test", "--limit", "3", "--seed", "1") == 2
-    err = capsys.readouterr().err
-    assert "CacheMismatchError" in err and "spec.seed: cache 0, asked 1" in err
-    assert _extract(root, tmp_path, "--split", "test", "--limit", "4") == 2
-    assert "num_samples: cache 3, asked 4" in capsys.readouterr().err
+    # content-addressed: another seed or another subset never reuses (or touches) that cache
+    assert _extract(root, tmp_path, "--split", "test", "--limit", "3", "--seed", "1") == 0
+    assert _extract(root, tmp_path, "--split", "test", "--limit", "4") == 0
+    assert len(_folders(tmp_path, "test")) == 3 and folder_bytes(first) == before
     assert _extract(root, tmp_path / "b", "--split", "test", "--max-gb", "0.00001") == 2
     err = capsys.readouterr().err
     assert "InsufficientDiskError" in err and "exceeds --max-gb 1e-05" in err
@@ -81,7 +88,8 @@ def test_extract_killed_with_sigkill_resumes_to_an_identical_cache(
            "--cache-dir", str(cache), *common]  # fmt: skip
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    first = cache / "all" / "shard-00000.safetensors"
+    (ref,) = _folders(tmp_path / "ref", "all")
+    first = cache / ref.name / "shard-00000.safetensors"  # same config, same key
     deadline = time.monotonic() + 300
     while not first.exists() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.01)
@@ -90,10 +98,10 @@ def test_extract_killed_with_sigkill_resumes_to_an_identical_cache(
     assert proc.returncode == -signal.SIGKILL, (
         proc.stderr.read().decode()[-2000:] if proc.stderr else ""
     )
-    shards = sorted((cache / "all").glob("shard-*.safetensors"))
-    assert not (cache / "all" / "index.json").exists() and 1 <= len(shards) < 25
+    shards = sorted((cache / ref.name).glob("shard-*.safetensors"))
+    assert not (cache / ref.name / "index.json").exists() and 1 <= len(shards) < 25
     assert _extract(root, cache, *common) == 0
-    assert folder_bytes(cache / "all") == folder_bytes(tmp_path / "ref" / "all")
+    assert folder_bytes(cache / ref.name) == folder_bytes(ref)
 
 
 def test_extract_from_a_fit_config_is_reused_by_fit(root: Path, tmp_path: Path) -> None:

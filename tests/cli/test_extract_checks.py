@@ -198,10 +198,12 @@ def test_plan_left_by_a_run_without_shards_does_not_block_another_config(
     with monkeypatch.context() as m:
         _failing_forward(m, after_calls=0)
         _fails(capsys, root, tmp_path, *common)
-    folder = tmp_path / "val"
+    (folder,) = (p for p in tmp_path.glob("val-*") if p.is_dir())
     assert (folder / "plan.json").is_file() and not list(folder.glob("shard-*"))
     assert _extract(root, tmp_path, *common, "--seed", "1") == 0
     assert "cache complete" in capsys.readouterr().out
+    assert _extract(root, tmp_path, *common) == 0  # the failed config itself completes
+    assert (folder / "index.json").is_file()
 
 
 def test_plan_with_a_shard_written_still_protects_it(
@@ -211,11 +213,17 @@ def test_plan_with_a_shard_written_still_protects_it(
     with monkeypatch.context() as m:
         _failing_forward(m, after_calls=1)
         _fails(capsys, root, tmp_path, *common)
-    shards = sorted((tmp_path / "val").glob("shard-*.safetensors"))
+    (folder,) = (p for p in tmp_path.glob("val-*") if p.is_dir())
+    shards = sorted(folder.glob("shard-*.safetensors"))
+    data = [p.read_bytes() for p in shards]
     assert len(shards) == 1
-    assert _extract(root, tmp_path, *common, "--seed", "1") == 2
-    assert "CacheMismatchError" in _one_line_error(capsys)
-    assert sorted((tmp_path / "val").glob("shard-*.safetensors")) == shards
+    capsys.readouterr()
+    # another config goes to its own folder; the written shard is kept and reused on rerun
+    assert _extract(root, tmp_path, *common, "--seed", "1") == 0
+    assert [p.read_bytes() for p in shards] == data
+    assert _extract(root, tmp_path, *common) == 0
+    assert "resuming: 1 of" in capsys.readouterr().out
+    assert [p.read_bytes() for p in shards] == data
 
 
 # -- SIGINT ------------------------------------------------------------------------------------
@@ -227,9 +235,12 @@ def test_sigint_says_the_cache_resumes_on_rerun(root: Path, tmp_path: Path) -> N
            "--shard-size", "1"]  # fmt: skip
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    first = tmp_path / "all" / "shard-00000.safetensors"
     deadline = time.monotonic() + 300
-    while not first.exists() and proc.poll() is None and time.monotonic() < deadline:
+    while (
+        not list(tmp_path.glob("all-*/shard-00000.safetensors"))
+        and proc.poll() is None
+        and time.monotonic() < deadline
+    ):
         time.sleep(0.01)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)

@@ -12,6 +12,8 @@ from fixtures.eurosat import make as fx
 from satdifuser.data.datamodule import EuroSATDataModule
 from satdifuser.errors import CacheMismatchError, ConfigError
 from satdifuser.features.cache import CachedDataModule
+from satdifuser.features.cache_dataset import CachedFeatureDataset
+from satdifuser.features.cache_plan import make_plan
 from satdifuser.features.extractor import FeatureExtractor
 from satdifuser.tasks import ClassificationTask
 
@@ -32,7 +34,9 @@ def test_batches_carry_the_online_features_and_forward_the_data_attributes(
     dm = EuroSATDataModule(root, budget=None, batch_size=4)
     cdm = CachedDataModule(dm, ex, tmp_path, dtype="float32", keep_image=True, progress=False)
     cdm.setup("fit")
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["train", "val"]
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert [n.split("-")[0] for n in names] == ["train", "val"]
+    assert names == sorted(p.name for p in cdm.folders.values())
     assert (cdm.num_classes, cdm.task_type, cdm.classes) == (10, "classification", dm.classes)
     batch = next(iter(cdm.val_dataloader()))
     assert set(batch) == {"features", "label", "id", "image"}
@@ -71,11 +75,24 @@ def test_fit_from_cache_gives_the_online_metrics(root: Path, tmp_path: Path) -> 
         assert cached[key] == pytest.approx(online[key], rel=1e-3, abs=1e-4), key
 
 
-def test_cache_of_another_extractor_is_refused_in_setup(root: Path, tmp_path: Path) -> None:
+def test_another_extractor_or_data_option_never_reuses_a_cache(root: Path, tmp_path: Path) -> None:
     dm = EuroSATDataModule(root, budget=None, batch_size=4)
-    CachedDataModule(dm, _extractor(), tmp_path, progress=False).setup("validate")
+    first = CachedDataModule(dm, _extractor(), tmp_path, progress=False)
+    first.setup("validate")
+    other = CachedDataModule(dm, _extractor(seed=3), tmp_path, progress=False)
+    other.setup("validate")
+    assert other.folders["val"] != first.folders["val"]
+    resized = CachedDataModule(EuroSATDataModule(root, budget=None, batch_size=4, image_size=32),
+                               _extractor(), tmp_path, progress=False)  # fmt: skip
+    resized.setup("validate")
+    assert resized.folders["val"] not in (first.folders["val"], other.folders["val"])
+    same = CachedDataModule(dm, _extractor(), tmp_path, progress=False)
+    same.setup("validate")
+    assert same.folders["val"] == first.folders["val"]
+    # a folder that holds another configuration is still refused, naming the field
     with pytest.raises(CacheMismatchError, match=r"spec\.seed: cache 0, asked 3"):
-        CachedDataModule(dm, _extractor(seed=3), tmp_path, progress=False).setup("validate")
+        CachedFeatureDataset(first.folders["val"], expected=make_plan(dm.dataset("val"),
+                                                                      _extractor(seed=3)))
 
 
 def test_augmented_training_split_is_refused(root: Path, tmp_path: Path) -> None:

@@ -6,10 +6,11 @@ Examples::
         --cache-dir features/eurosat --batch-size 32
     torchrun --nproc_per_node 4 -m satdifuser extract ... # each rank writes its own shards
 
-The cache lands in ``<cache-dir>/<split>/``. A rerun resumes an interrupted build (also after
-``kill -9``) and ends with the same bytes as an uninterrupted run; a cache of another
-configuration is refused with the fields that differ (a ``plan.json`` left by a run that failed
-before its first shard is replaced instead). See ``docs/cache.md``.
+The cache lands in ``<cache-dir>/<split>-<key>/`` (content-addressed: the key covers the
+extractor, the dataset and its options, the sample ids and the storage options), the folder
+``satdifuser fit --cache_dir <cache-dir>`` and ``demo``/``bench`` look for, so another
+configuration never reuses (or touches) it. A rerun resumes an interrupted build (also after
+``kill -9``) and ends with the same bytes as an uninterrupted run. See ``docs/cache.md``.
 
 Like ``satdifuser fit``, ``--config`` instantiates only a ``FeatureExtractor`` subclass and a
 ``LightningDataModule`` subclass (nested classes only where the constructor's type allows them),
@@ -84,7 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--limit", type=validate.positive_int, default=None, help="only the first N samples"
     )
     c = p.add_argument_group("cache")
-    c.add_argument("--cache-dir", required=True, type=Path, help="the cache goes to DIR/<split>/")
+    c.add_argument("--cache-dir", required=True, type=Path,
+                   help="cache root; the split goes to DIR/<split>-<key>/")  # fmt: skip
     c.add_argument("--dtype", choices=["float16", "bfloat16", "float32"], default="float16",
                    help="storage dtype")  # fmt: skip
     c.add_argument("--keep-taps", nargs="+", default=None, metavar="PATTERN",
@@ -309,6 +311,7 @@ def run(argv: list[str]) -> int:
     import torch.distributed as dist
 
     from satdifuser.features.cache import FeatureCacheBuilder, human_bytes, verify_cache
+    from satdifuser.features.cache_plan import make_plan, split_folder
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -334,9 +337,13 @@ def run(argv: list[str]) -> int:
                 dataset = Subset(dataset, range(min(args.limit, len(dataset))))
         else:
             dataset, extractor, data_name = make_dataset(args), make_extractor(args), args.dataset
-        folder = args.cache_dir / args.split
+        keep = _csv(args.keep_taps or [])
+        folder = split_folder(args.cache_dir, args.split, make_plan(
+            dataset, extractor, dtype=args.dtype, keep_taps=keep, batch_size=args.batch_size,
+            shard_size=args.shard_size,
+        ))  # fmt: skip
         builder = FeatureCacheBuilder(
-            dataset, extractor, folder, dtype=args.dtype, keep_taps=_csv(args.keep_taps or []),
+            dataset, extractor, folder, dtype=args.dtype, keep_taps=keep,
             batch_size=args.batch_size, shard_size=args.shard_size, num_workers=args.num_workers,
             device=device, rank=None if created else rank, world_size=None if created else world,
         )  # fmt: skip
