@@ -23,12 +23,13 @@ ALLOWED: dict[str, set[str]] = {
     "pretrain": {"data", "backbones"},
     "model": {"backbones", "features", "fusion", "heads"},
     "predict": {"data", "backbones", "features", "fusion", "heads", "model", "viz"},
+    "embed": {"data", "backbones", "features", "fusion", "heads", "model"},
     "tasks": {"data", "backbones", "features", "fusion", "heads", "viz", "interop", "model"},
     "bench": {"data", "backbones", "features", "fusion", "heads", "viz", "interop", "tasks",
               "model", "predict",
               "baselines", "pretrain"},
     "cli": {"data", "backbones", "features", "fusion", "heads", "viz", "interop", "tasks",
-            "model", "predict",
+            "model", "predict", "embed",
             "baselines", "pretrain", "bench"},
 }
 

@@ -1,0 +1,186 @@
+"""One pooled vector per image, from a feature extractor or from a saved model.
+
+Two representations:
+
+- ``maps`` (:meth:`Embedder.from_extractor`): every map of a
+  :class:`~satdifuser.features.FeatureExtractor` adaptive-average-pooled to ``pool_size`` x
+  ``pool_size`` (1 = global average), flattened and concatenated in ``feature_info`` order.
+  Dimension: ``sum(channels) * pool_size ** 2``.
+- ``fused`` (:meth:`Embedder.from_model`): the representation a trained
+  :class:`~satdifuser.model.SatDiFuserModel` feeds its head: standardiser, then fusion, each
+  fused scale globally average-pooled and concatenated (finest first). Dimension:
+  ``sum(model.fusion.out_channels)``.
+
+``normalize=True`` divides each vector by its L2 norm (cosine similarity becomes a dot product).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from satdifuser.errors import ConfigError
+
+Representation = Literal["maps", "fused"]
+
+
+class Embedder(nn.Module):
+    """Pixels ``(B, C, H, W)`` in [0, 1] -> embeddings ``(B, dim)`` float32.
+
+    Build with :meth:`from_extractor` or :meth:`from_model`.
+
+    Attributes:
+        dim: Length of one embedding.
+        identity: Digest of everything that determines the vectors (extractor identity or model
+            weights, representation, pooling, normalisation); the ``model_identity`` column.
+        info: JSON-able description written into the Parquet schema metadata.
+        image_size: Square working size of the extractor (0: each batch's own size).
+        in_channels: Bands the extractor or model takes.
+
+    .. versionadded:: 0.2
+    """
+
+    def __init__(
+        self,
+        extractor: nn.Module,
+        representation: Representation,
+        pool_size: int,
+        normalize: bool,
+        model: nn.Module | None,
+        source: dict[str, Any],
+    ) -> None:
+        super().__init__()
+        if isinstance(pool_size, bool) or not isinstance(pool_size, int) or pool_size < 1:
+            raise ConfigError(f"pool_size={pool_size!r} must be an integer >= 1 (1: global mean)")
+        self._parts = (extractor, model)  # frozen; not registered submodules
+        self.representation = representation
+        self.pool_size = pool_size
+        self.normalize = bool(normalize)
+        info = list(extractor.feature_info)
+        if representation == "fused":
+            assert model is not None
+            self.dim = int(sum(model.fusion.out_channels))
+        else:
+            self.dim = int(sum(f.channels for f in info)) * pool_size * pool_size
+        spec = getattr(extractor, "spec", None)
+        self.image_size = int(getattr(spec, "image_size", 0) or 0)
+        bb = getattr(extractor, "backbone", None)
+        self.in_channels = int(
+            model.in_channels if model is not None else getattr(bb, "in_channels", 3)
+        )
+        weights = getattr(bb, "weights_id", None)
+        ex_ident = extractor.identity() if callable(getattr(extractor, "identity", None)) else None
+        self.info: dict[str, Any] = {
+            "representation": representation,
+            "dim": self.dim,
+            "pool_size": pool_size,
+            "normalize": self.normalize,
+            "extractor_identity": ex_ident,
+            "backbone": getattr(extractor, "backbone_source", getattr(bb, "name", None)),
+            "backbone_weights_id": weights() if callable(weights) else None,
+            "spec": spec.to_dict() if callable(getattr(spec, "to_dict", None)) else None,
+            "feature_info": [[f.tap, f.timestep, f.channels, f.reduction] for f in info],
+            **source,
+        }
+        key = json.dumps({k: v for k, v in self.info.items() if k != "spec"}, sort_keys=True)
+        self.identity = hashlib.sha256(key.encode()).hexdigest()[:16]
+
+    # ------------------------------------------------------------- builders
+    @classmethod
+    def from_extractor(
+        cls, extractor: nn.Module, pool_size: int = 1, normalize: bool = False
+    ) -> Embedder:
+        """Pooled extractor maps (``maps`` representation).
+
+        Args:
+            extractor: A :class:`~satdifuser.features.FeatureExtractor` (any module with
+                ``feature_info`` and ``forward(images, metadata)``).
+            pool_size: Each map is pooled to ``pool_size`` x ``pool_size`` (1: global mean).
+            normalize: L2-normalise each vector.
+        """
+        return cls(extractor, "maps", pool_size, normalize, None, {"model": None})
+
+    @classmethod
+    def from_model(
+        cls,
+        model: nn.Module,
+        representation: Representation = "fused",
+        pool_size: int = 1,
+        normalize: bool = False,
+        folder: str | Path | None = None,
+    ) -> Embedder:
+        """Embeddings of a saved :class:`~satdifuser.model.SatDiFuserModel`.
+
+        Args:
+            model: The loaded model.
+            representation: ``fused`` (standardiser + fusion, globally pooled: what the head
+                sees; ``pool_size`` must be 1) or ``maps`` (the model's extractor maps).
+            pool_size: See :meth:`from_extractor`.
+            normalize: L2-normalise each vector.
+            folder: The model folder, recorded and hashed into the identity.
+
+        Raises:
+            ConfigError: unknown representation, or ``fused`` with ``pool_size`` > 1.
+        """
+        if representation not in ("fused", "maps"):
+            raise ConfigError(f"representation={representation!r} is not one of fused, maps")
+        if representation == "fused" and pool_size != 1:
+            raise ConfigError(
+                f"pool_size={pool_size} applies to the maps representation; the fused one is "
+                "globally pooled (drop --pool-size or pass --representation maps)"
+            )
+        weights = None
+        if folder is not None and (Path(folder) / "model.safetensors").is_file():
+            h = hashlib.sha256()
+            for name in ("config.json", "model.safetensors"):
+                p = Path(folder) / name
+                if p.is_file():
+                    h.update(p.read_bytes())
+            weights = h.hexdigest()[:16]
+        source = {
+            "model": None if folder is None else str(folder),
+            "model_weights_id": weights,
+            "task_type": getattr(model, "task_type", None),
+            "class_names": list(getattr(model, "class_names", []) or []),
+        }
+        return cls(model.extractor, representation, pool_size, normalize, model, source)
+
+    # -------------------------------------------------------------- forward
+    @property
+    def extractor(self) -> nn.Module:
+        """The frozen extractor."""
+        return self._parts[0]
+
+    def _apply(self, fn: Any, recurse: bool = True) -> Embedder:  # .to() moves the parts too
+        super()._apply(fn, recurse)
+        for part in self._parts:
+            if part is not None:
+                part._apply(fn, recurse)
+        return self
+
+    def pool(self, maps: list[Tensor]) -> Tensor:
+        """``(B, dim)`` from extractor maps (``maps``) or fused maps (``fused``)."""
+        size = 1 if self.representation == "fused" else self.pool_size
+        parts = [F.adaptive_avg_pool2d(m.float(), size).flatten(1) for m in maps]
+        vec = torch.cat(parts, dim=1)
+        return F.normalize(vec, dim=1) if self.normalize else vec
+
+    @torch.no_grad()
+    def forward(self, images: Tensor, metadata: Tensor | None = None) -> Tensor:
+        """Embeddings ``(B, dim)`` float32 on the CPU."""
+        maps = list(self.extractor(images, metadata))
+        model = self._parts[1]
+        if self.representation == "fused":
+            assert model is not None
+            model.eval()
+            maps = list(model.fusion(model.standardizer(maps)))
+        return self.pool(maps).cpu()
+
+
+__all__ = ["Embedder", "Representation"]
