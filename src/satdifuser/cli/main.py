@@ -33,6 +33,7 @@ SUBCOMMANDS: dict[str, tuple[str, str, bool]] = {
     "data": ("data", "dataset tools: data inspect PATH", False),
     "list": ("listing", "list registered backbones, fusions, heads, datasets", False),
     "predict": ("predict", "apply a trained model to images, folders and GeoTIFF scenes", False),
+    "embed": ("embed", "pooled embeddings of a dataset or images as (Geo)Parquet", False),
 }
 
 USAGE = f"""usage: satdifuser [--debug] [--version] <subcommand> [args...]
