@@ -60,9 +60,16 @@ def read_json(path: Path) -> dict[str, Any]:
 
 def _load_file(path: Path) -> dict[str, Tensor]:
     if path.suffix == ".safetensors":
+        from safetensors import SafetensorError
         from safetensors.torch import load_file
 
-        return load_file(str(path), device="cpu")
+        try:
+            return load_file(str(path), device="cpu")
+        except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+            raise CheckpointError(
+                f"{path} is not a readable safetensors file ({exc}); it is truncated or "
+                "damaged: download or export the weights again"
+            ) from None
     try:
         state = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as exc:  # pickle refusing a class is the typical case
