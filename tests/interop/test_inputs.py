@@ -253,3 +253,14 @@ def test_docs_yaml_backbone_kwargs_build_the_encoder() -> None:
         encoder = tt.satdifuser_encoder(**kwargs)
     assert encoder.in_channels == 13
     assert encoder.input_adapter is not None and encoder.input_adapter.spec.kind == "zscore"
+
+
+@pytest.mark.slow
+def test_shipped_backbone_on_zscored_13_bands() -> None:
+    """The documented default (shipped satdifuser-eurosat-tiny) end to end (~10 s on CPU)."""
+    encoder = tt.satdifuser_encoder(bands="eurosat_ms", mean=MEAN, std=STD, scale=2750)
+    _, z = eurosat_ms_batch(b=1)
+    with torch.no_grad():
+        maps = encoder(z)
+    pairs = zip(encoder.out_channels, encoder.out_reductions, strict=True)
+    assert [tuple(m.shape) for m in maps] == [(1, c, 64 // r, 64 // r) for c, r in pairs]
