@@ -12,10 +12,10 @@ import torch
 from cache_damage import flip_low_bit, nan_fill, record_digest, replace_same_length, rewrite_shard
 from cache_fakes import FakeExtractor, ToyDataset
 
-from satdifuser.bench.common import load_cache
 from satdifuser.errors import CacheCorruptError, ConfigError, DataFormatError
 from satdifuser.features import cache_shard
 from satdifuser.features.cache import CachedFeatureDataset, FeatureCacheBuilder, verify_cache
+from satdifuser.features.cache_memory import InMemoryFeatures
 
 FIX = "delete that folder and rerun `satdifuser extract`"
 
@@ -38,7 +38,7 @@ def _readers(folder: Path) -> list[Callable[[], object]]:
     """Every way the project reads a cache: fit's dataset, the in-memory loader, --verify."""
     return [
         lambda: CachedFeatureDataset(folder),
-        lambda: load_cache(folder),
+        lambda: InMemoryFeatures(CachedFeatureDataset(folder)),
         lambda: verify_cache(folder),
         lambda: verify_cache(folder, full=True),
     ]

@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from satdifuser.bench.common import cpu_description, default_cache_root
-from satdifuser.bench.probe import ProbeConfig
+from satdifuser.bench.common import cpu_description
+from satdifuser.bench.recipe import ProbeConfig
 from satdifuser.errors import DatasetNotFoundError
+from satdifuser.features.cache_root import default_cache_root
 
 Log = Callable[[str], None]
 
@@ -82,7 +83,7 @@ def demo_recipe(cfg: DemoConfig, backbone: Any, root: Path) -> tuple[Any, Any]:
     """The task and data module of the demo: exactly what ``configs/eurosat_shipped.yaml``
     builds (``fit`` on that config trains the same model)."""
     from satdifuser.bench.features import tap_groups
-    from satdifuser.bench.probe import epochs_for
+    from satdifuser.bench.recipe import epochs_for
     from satdifuser.data import EuroSATDataModule
     from satdifuser.features import FeatureExtractor
     from satdifuser.features.cache import CachedDataModule

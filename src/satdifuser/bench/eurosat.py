@@ -1,8 +1,11 @@
 """``satdifuser bench eurosat``: fixed EuroSAT split, label budgets, seeds, baselines, ablations.
 
-One command, one run. Features are extracted once per extractor and split (feature cache, reused
-by later runs and by ``satdifuser demo``), then fusion + linear head are trained many times on
-the in-memory features. Methods:
+One command, one run. Features are extracted once per extractor and split into the library's
+content-addressed feature cache (``CachedDataModule``, shared with ``satdifuser demo`` and
+``fit``); every diffusion-feature model is then a :class:`~satdifuser.tasks.ClassificationTask`
+(standardiser + fusion + linear head) trained by ``tasks.fit_and_test`` on a view of that cache
+(``features.cache_view.CachedView``: a label budget and a subset of the maps, held in memory),
+validated every epoch, the best epoch tested. Methods:
 
 (i) satdifuser: the shipped (or ``--backbone``) diffusion model, fusions concat/GW/LW/MoE;
 (ii) the same UNet with seeded random weights, same fusions;
@@ -10,6 +13,8 @@ the in-memory features. Methods:
 (L2 chosen on val), and GW fusion over its stages;
 (iv) a small CNN trained from scratch on the same labels (random flips).
 Ablations (GW, shipped backbone): single timesteps vs all, attention vs resnet vs both taps.
+The baselines that are not satdifuser models (pooled probe, small CNN) train in
+``satdifuser.baselines``.
 
 Seeds change the initialisation and batch order only: the label budget k always takes the first
 k images of each class of the fixed split's ``train`` (the split file's rule), so the labelled
@@ -20,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shlex
 import sys
 import time
@@ -29,25 +35,15 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
+from satdifuser.baselines.cnn_training import CNNConfig
 from satdifuser.bench import tables
-from satdifuser.bench.common import (
-    FeatureSet,
-    Timer,
-    budget_rows,
-    cpu_description,
-    default_cache_root,
-)
+from satdifuser.bench.common import Timer, cpu_description
 from satdifuser.bench.merge import earlier_rows
-from satdifuser.bench.probe import (
-    CNNConfig,
-    ProbeConfig,
-    ProbeResult,
-    linear_probe,
-    train_fusion_probe,
-    train_small_cnn,
-)
+from satdifuser.bench.recipe import ProbeConfig, classification_task, fit_task
 from satdifuser.errors import ConfigError
+from satdifuser.features.cache_root import default_cache_root
 
 FUSION_NAMES = {
     "concat": "concat",
@@ -116,7 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cnn-width", type=int, default=16)
     p.add_argument("--effnet-size", type=int, default=224, help="EfficientNet input size")
     p.add_argument("--effnet-pool", type=int, default=7, help="max side of EfficientNet maps")
-    p.add_argument("--quick", action="store_true", help="tiny subset and 2 epochs (tests)")
+    p.add_argument("--quick", action="store_true",
+                   help="budgets of at most 2/class and 2 epochs (tests)")
     p.add_argument("--out", default="satdifuser-bench-eurosat", help="output folder")
     p.add_argument("--cache-dir", default=None, help="feature cache (default: user cache dir)")
     p.add_argument(
@@ -176,6 +173,7 @@ class Bench:
         self.class_names: list[str] = []
         self.taps: list[str] = []
         self.sizes = ""
+        self.data: Any = None
         self.included: list[dict[str, Any]] = []
         self.earlier: dict[str, Any] | None = None
         if args.include_runs:
@@ -189,72 +187,91 @@ class Bench:
         return {"budgets": self.budgets, "seeds": self.seeds, "quick": bool(a.quick),
                 "probe_config": self.probe.to_dict(), "cnn_config": self.cnn.to_dict(),
                 "pool": a.pool, "timesteps": self.timesteps, "random_seed": a.random_seed,
-                "effnet_size": a.effnet_size, "effnet_pool": a.effnet_pool}  # fmt: skip
+                "effnet_size": a.effnet_size, "effnet_pool": a.effnet_pool,
+                "trainer": "tasks.fit_and_test, validation every epoch"}  # fmt: skip
 
     def log(self, text: str) -> None:
         print(text, flush=True)
 
-    def record(self, section: str, method: str, budget: int, seed: int, r: ProbeResult,
+    def record(self, section: str, method: str, budget: int, seed: int, r: dict[str, Any],
                **info: Any) -> None:  # fmt: skip
-        row = {
-            "section": section,
-            "method": method,
-            "budget": budget,
-            "seed": seed,
-            "overall_accuracy": r.overall_accuracy,
-            "f1_macro": r.f1_macro,
-            "val_accuracy": r.val_accuracy,
-            "best_epoch": r.best_epoch,
-            "seconds": r.seconds,
-            **r.extra,
-            **info,
-        }
+        row = {"section": section, "method": method, "budget": budget, "seed": seed, **r, **info}
         self.rows.append(row)
         self.log(
-            f"  {method:<34} {budget:>4}/class seed {seed}: OA {100 * r.overall_accuracy:6.2f}  "
-            f"F1 {100 * r.f1_macro:6.2f}  ({r.seconds:.0f} s)"
+            f"  {method:<34} {budget:>4}/class seed {seed}: OA {100 * r['overall_accuracy']:6.2f}"
+            f"  F1 {100 * r['f1_macro']:6.2f}  ({r['seconds']:.0f} s)"
         )
 
-    def datasets(self) -> dict[str, Any]:
-        from satdifuser.data.eurosat import EuroSAT
+    def datamodule(self) -> Any:
+        """EuroSAT on the fixed split, train = the largest budget (smaller ones are views)."""
+        from satdifuser.data import EuroSATDataModule
 
-        q = self.args.quick
-        caps = {"train": 2 if q else max(self.budgets + self.ablation_budgets), "val": 1 if q
-                else None, "test": 1 if q else None}  # fmt: skip
-        out = {}
-        for split, cap in caps.items():
-            out[split] = EuroSAT(self.args.data, split=split, budget=cap)
-        self.class_names = list(out["train"].classes)
-        return out
+        cap = max(self.budgets + self.ablation_budgets)
+        dm = EuroSATDataModule(root=self.args.data, budget=cap,
+                               batch_size=self.probe.batch_size)  # fmt: skip
+        for split in ("train", "val", "test"):  # find and check the data first
+            dm.dataset(split)
+        self.class_names = list(dm.dataset("train").classes)
+        return dm
 
-    def fusion_runs(self, section: str, label: str, feats: dict[str, FeatureSet],
-                    fusions: Sequence[str], budgets: Sequence[int]) -> None:  # fmt: skip
+    def cached(self, extractor: nn.Module, part: str) -> Any:
+        """The feature cache of every split under ``extractor`` (extracted once, then reused)."""
+        from satdifuser.features.cache import CachedDataModule
+
+        data = CachedDataModule(self.data, extractor, self.cache, in_memory=True,
+                                extract_batch_size=self.args.batch_size,
+                                progress=self.progress)  # fmt: skip
+        with self.timer(f"extract {part}"):
+            data.setup("fit")
+            data.setup("test")
+        return data
+
+    def run_dir(self, section: str, method: str, budget: int, seed: int) -> Path:
+        slug = re.sub(r"[^A-Za-z0-9]+", "-", method).strip("-").lower()
+        return self.out / "runs" / section / f"{slug}-{budget}-seed{seed}"
+
+    def fusion_runs(self, section: str, label: str, cached: Any, extractor: nn.Module,
+                    fusions: Sequence[str], budgets: Sequence[int],
+                    taps: Sequence[str] | None = None,
+                    timesteps: Sequence[int] | None = None) -> None:  # fmt: skip
+        """Train and test the task of every fusion x budget x seed on a view of ``cached``."""
+        from satdifuser.features.cache_view import CachedView, SelectMaps
+
+        selected = taps is not None or timesteps is not None
+        model_extractor = SelectMaps(extractor, taps, timesteps) if selected else extractor
         for fusion in fusions:
             cfg = ProbeConfig(**{**self.probe.to_dict(), "fusion": fusion})
             for b in budgets:
-                train = feats["train"].rows(budget_rows(feats["train"].labels, b))
                 for s in self.seeds:
-                    r = train_fusion_probe(train, feats["val"], feats["test"], cfg, s,
-                                           self.class_names)  # fmt: skip
-                    self.record(section, f"{label} {SHORT[fusion]}", b, s, r, fusion=fusion)
+                    view = CachedView(cached, train_budget=b, taps=taps, timesteps=timesteps,
+                                      batch_size=cfg.batch_size, seed=s)  # fmt: skip
+                    n_train = len(view.split("train"))
+                    task, epochs = classification_task(model_extractor, cfg,
+                                                       len(self.class_names), n_train)  # fmt: skip
+                    method = f"{label} {SHORT[fusion]}"
+                    r = fit_task(task, view, self.run_dir(section, method, b, s), epochs, s)
+                    self.record(section, method, b, s, r, fusion=fusion)
 
-    def probe_runs(self, section: str, label: str, feats: dict[str, FeatureSet],
-                   budgets: Sequence[int], taps: Sequence[str] | None = None) -> None:  # fmt: skip
-        val = feats["val"].select(taps) if taps else feats["val"]
-        test = feats["test"].select(taps) if taps else feats["test"]
+    def probe_runs(self, section: str, label: str, cached: Any, budgets: Sequence[int],
+                   taps: Sequence[str] | None = None) -> None:  # fmt: skip
+        """The pooled logistic-regression baseline on the same cached splits."""
+        from satdifuser.baselines import linear_probe, pooled_vectors
+        from satdifuser.features.cache_view import CachedView
+
         for b in budgets:
-            tr = feats["train"].rows(budget_rows(feats["train"].labels, b))
-            tr = tr.select(taps) if taps else tr
-            r = linear_probe((tr.pooled(), tr.labels), (val.pooled(), val.labels),
-                             (test.pooled(), test.labels), self.class_names)  # fmt: skip
+            view = CachedView(cached, train_budget=b, taps=taps)
+            tr, va, te = (pooled_vectors(view.split(k)) for k in ("train", "val", "test"))
+            r = linear_probe(tr, va, te, self.class_names)
+            row = {"overall_accuracy": r.overall_accuracy, "f1_macro": r.f1_macro,
+                   "val_accuracy": r.val_accuracy, "best_epoch": r.best_epoch,
+                   "seconds": r.seconds, **r.extra}  # fmt: skip
             for s in self.seeds:  # deterministic: one fit, recorded for every seed
-                self.record(section, label, b, s, r, deterministic=True)
+                self.record(section, label, b, s, row, deterministic=True)
 
     # -------------------------------------------------------------------------------- parts
     def run(self) -> dict[str, Any]:
         from satdifuser.bench.features import (
-            diffusion_extractors,
-            extract_all,
+            diffusion_extractor,
             load_backbone,
             random_like,
             tap_groups,
@@ -263,17 +280,17 @@ class Bench:
         a = self.args
         t_start, c_start = time.perf_counter(), time.process_time()
         with self.timer("load data"):
-            data = self.datasets()
-        self.sizes = ", ".join(f"{k} {len(v)} images" for k, v in data.items())
+            self.data = self.datamodule()
+        sizes = {k: len(self.data.dataset(k)) for k in ("train", "val", "test")}
+        self.sizes = ", ".join(f"{k} {v} images" for k, v in sizes.items())
         if self.earlier is not None and self.earlier.get("sizes", self.sizes) != self.sizes:
             raise ConfigError(
                 f"--include-runs: the earlier run used {self.earlier['sizes']}, this one "
                 f"{self.sizes}; use the same data and budgets"
             )
         self.log(
-            f"EuroSAT: train {len(data['train'])}, val {len(data['val'])}, test "
-            f"{len(data['test'])} images from {data['train'].split_source}; feature cache "
-            f"{self.cache}"
+            f"EuroSAT: train {sizes['train']}, val {sizes['val']}, test {sizes['test']} images "
+            f"from {self.data.dataset('train').split_source}; feature cache {self.cache}"
         )
         info: dict[str, Any] = {}
         need_bb = {"satdifuser", "random", "ablations"} & set(self.parts)
@@ -286,40 +303,37 @@ class Bench:
             info.update(backbone=a.backbone, backbone_weights=bb.weights_id(), taps=taps,
                         tap_groups=groups)  # fmt: skip
             self.log(f"backbone {bb.name} ({bb.weights_id()}), taps: {', '.join(taps)}")
-            ts = list(self.timesteps)
-            if "ablations" in self.parts:
-                ts += [t for t in self.ablation_timesteps if t not in ts]
             if {"satdifuser", "ablations"} & set(self.parts):
-                with self.timer("extract satdifuser"):
-                    ours = extract_all(diffusion_extractors(bb, taps, ts, a.pool), data,
-                                       self.cache, batch_size=a.batch_size,
-                                       progress=self.progress)  # fmt: skip
-                main = {k: v.select(timesteps=self.timesteps) for k, v in ours.items()}
+                main_ex = diffusion_extractor(bb, taps, self.timesteps, a.pool)
+                main = self.cached(main_ex, "satdifuser")
             if "satdifuser" in self.parts:
                 self.log("(i) satdifuser, shipped backbone:")
                 with self.timer("train satdifuser fusions"):
-                    self.fusion_runs("satdifuser", "satdifuser", main, self.fusions, self.budgets)
+                    self.fusion_runs("satdifuser", "satdifuser", main, main_ex, self.fusions,
+                                     self.budgets)  # fmt: skip
                 with self.timer("satdifuser pooled probe"):
                     self.probe_runs("satdifuser", "satdifuser pooled probe", main, self.budgets)
             if "random" in self.parts:
-                rnd = random_like(bb, seed=a.random_seed)
-                with self.timer("extract random weights"):
-                    rfeats = extract_all(diffusion_extractors(rnd, taps, self.timesteps, a.pool),
-                                         data, self.cache, batch_size=a.batch_size,
-                                         progress=self.progress)  # fmt: skip
+                rnd_ex = diffusion_extractor(random_like(bb, seed=a.random_seed), taps,
+                                             self.timesteps, a.pool)  # fmt: skip
+                rfeats = self.cached(rnd_ex, "random weights")
                 self.log(f"(ii) same architecture, random weights (seed {a.random_seed}):")
                 with self.timer("train random-weight fusions"):
-                    self.fusion_runs("random", "random weights", rfeats, self.fusions, self.budgets)
+                    self.fusion_runs("random", "random weights", rfeats, rnd_ex, self.fusions,
+                                     self.budgets)  # fmt: skip
                 with self.timer("random-weight pooled probe"):
                     self.probe_runs("random", "random weights pooled probe", rfeats, self.budgets)
             if "ablations" in self.parts:
+                abl_ex = diffusion_extractor(bb, taps, self.ablation_timesteps, a.pool)
+                abl = main if abl_ex.identity() == main_ex.identity() else self.cached(
+                    abl_ex, "ablation timesteps")  # fmt: skip
                 self.log("ablations (GW, shipped backbone):")
                 with self.timer("ablations"):
-                    self.ablations(ours, groups)
+                    self.ablations((main, main_ex), (abl, abl_ex), groups)
         if "efficientnet" in self.parts:
-            self.efficientnet(data)
+            self.efficientnet()
         if "cnn" in self.parts:
-            self.small_cnn(data)
+            self.small_cnn()
         self.timer.seconds["total"] = time.perf_counter() - t_start
         self.timer.cpu_seconds["total"] = time.process_time() - c_start
         if self.earlier is not None:
@@ -343,7 +357,10 @@ class Bench:
                 self.log(f"  {label:<34} {b:>4}/class seed {s}: = {method} (same configuration)")
         return True
 
-    def ablations(self, ours: dict[str, FeatureSet], groups: dict[str, list[str]]) -> None:
+    def ablations(self, main: tuple[Any, nn.Module], abl: tuple[Any, nn.Module],
+                  groups: dict[str, list[str]]) -> None:  # fmt: skip
+        """Single timesteps and all of ``--ablation-timesteps`` (one extraction of them), and
+        resnet-only / attention-only taps at the main timesteps (views of the main cache)."""
         gw = ["global_weighted"]
         all_t = list(self.ablation_timesteps)
         both = set(groups["resnet"] + groups["attention"]) == set(self.taps)
@@ -355,53 +372,51 @@ class Bench:
                 and self.reuse("satdifuser GW", label, self.ablation_budgets)
             ):
                 continue
-            sel = {k: v.select(timesteps=[t]) for k, v in ours.items()}
-            self.fusion_runs("ablation", f"timestep t={t} only", sel, gw, self.ablation_budgets)
-        sel = {k: v.select(timesteps=all_t) for k, v in ours.items()}
+            self.fusion_runs("ablation", f"timestep t={t} only", *abl, gw, self.ablation_budgets,
+                             timesteps=[t])  # fmt: skip
         label = f"all timesteps {','.join(map(str, all_t))}"
-        self.fusion_runs("ablation", label, sel, gw, self.ablation_budgets)
-        main_t = list(self.timesteps)
+        self.fusion_runs("ablation", label, *abl, gw, self.ablation_budgets)
         for name, taps in (("resnet", groups["resnet"]), ("attention", groups["attention"])):
             if not taps:
                 self.log(f"  (no {name} taps in this UNet's decoder: ablation skipped)")
                 continue
-            sel = {k: v.select(taps=taps, timesteps=main_t) for k, v in ours.items()}
-            self.fusion_runs("ablation", f"{name} taps only", sel, gw, self.ablation_budgets)
+            self.fusion_runs("ablation", f"{name} taps only", *main, gw, self.ablation_budgets,
+                             taps=taps)  # fmt: skip
 
-    def efficientnet(self, data: dict[str, Any]) -> None:
+    def efficientnet(self) -> None:
         from satdifuser.baselines import EfficientNetLiteExtractor
-        from satdifuser.bench.features import extract_all
         from satdifuser.features.pooling import PooledExtractor
 
         a = self.args
         ext = PooledExtractor(EfficientNetLiteExtractor("imagenet", image_size=a.effnet_size),
                               a.effnet_pool)  # fmt: skip
-        with self.timer("extract EfficientNet-Lite0"):
-            feats = extract_all([ext], data, self.cache, batch_size=a.batch_size,
-                                progress=self.progress)  # fmt: skip
+        feats = self.cached(ext, "EfficientNet-Lite0")
         self.log("(iii) EfficientNet-Lite0 ImageNet:")
         with self.timer("EfficientNet-Lite0 probe"):
             self.probe_runs("efficientnet", "EfficientNet-Lite0 probe", feats, self.budgets,
                             taps=["head"])  # fmt: skip
-        stages = {k: v.select(taps=["blocks.*"]) for k, v in feats.items()}
         with self.timer("EfficientNet-Lite0 GW"):
-            self.fusion_runs("efficientnet", "EfficientNet-Lite0 stages", stages,
-                             ["global_weighted"], self.budgets)  # fmt: skip
+            self.fusion_runs("efficientnet", "EfficientNet-Lite0 stages", feats, ext,
+                             ["global_weighted"], self.budgets, taps=["blocks.*"])  # fmt: skip
 
-    def small_cnn(self, data: dict[str, Any]) -> None:
-        from satdifuser.bench.features import load_images
+    def small_cnn(self) -> None:
+        from satdifuser.baselines import load_images, train_small_cnn
+        from satdifuser.features.cache_view import first_per_class
 
         with self.timer("load images (CNN)"):
-            images = {k: load_images(v) for k, v in data.items()}
+            images = {k: load_images(self.data.dataset(k)) for k in ("train", "val", "test")}
         self.log(f"(iv) small CNN from scratch (width {self.cnn.width}, flips):")
         with self.timer("small CNN"):
             for b in self.budgets:
-                rows = budget_rows(images["train"][1], b)
+                rows = first_per_class(images["train"][1], b)
                 train = (images["train"][0][rows], images["train"][1][rows])
                 for s in self.seeds:
                     r = train_small_cnn(train, images["val"], images["test"], self.cnn, s,
                                         self.class_names)  # fmt: skip
-                    self.record("cnn", "small CNN from scratch", b, s, r)
+                    row = {"overall_accuracy": r.overall_accuracy, "f1_macro": r.f1_macro,
+                           "val_accuracy": r.val_accuracy, "best_epoch": r.best_epoch,
+                           "seconds": r.seconds, **r.extra}  # fmt: skip
+                    self.record("cnn", "small CNN from scratch", b, s, row)
 
     # ------------------------------------------------------------------------------ output
     def finish(self, info: dict[str, Any]) -> dict[str, Any]:
@@ -452,20 +467,25 @@ class Bench:
         groups = result.get("tap_groups", {})
         params = next((r["params"] for r in self.rows if "params" in r), None)
         return [
-            f"- Fusion + linear head: `satdifuser.fusion` modules and `LinearHead`, Adam lr "
-            f"{p.lr}, warm-up + cosine, {p.epochs} epochs (at least {p.min_steps} steps), "
-            f"batch {p.batch_size}, epoch chosen on val accuracy (every {p.eval_every} epochs). "
-            f"CPU-sized on purpose (paper: projection 384, bottleneck 96, 40 epochs, 8 MoE "
-            f"experts): projection {p.projection_dim}, bottleneck {p.bottleneck_dim}, "
-            f"{p.num_experts} experts (top {p.top_k}), and every feature map "
-            f"adaptive-average-pooled to at most {a.pool}x{a.pool} before fusion "
-            "(`features.pooling.PooledExtractor`).",
-            "- Pooled probes: logistic regression (L-BFGS, L2 chosen on val) on globally "
-            "average-pooled maps; deterministic, so every seed gives the same value (std 0).",
+            f"- satdifuser models (every fusion row, the ablations, EfficientNet-Lite0 stages "
+            f"GW): `tasks.ClassificationTask` (standardiser fitted on the labelled rows, "
+            f"`satdifuser.fusion` fuser, `LinearHead`) trained by `tasks.fit_and_test` on the "
+            f"cached features, Adam lr {p.lr}, warm-up + cosine, {p.epochs} epochs (at least "
+            f"{p.min_steps} steps), batch {p.batch_size}, validated every epoch, the best val "
+            f"epoch tested; each run's model is kept under `runs/`. CPU-sized on purpose "
+            f"(paper: projection 384, bottleneck 96, 40 epochs, 8 MoE experts): projection "
+            f"{p.projection_dim}, bottleneck {p.bottleneck_dim}, {p.num_experts} experts (top "
+            f"{p.top_k}), and every feature map adaptive-average-pooled to at most "
+            f"{a.pool}x{a.pool} before fusion (`FeatureExtractor(pool=...)`, part of the cache "
+            "key).",
+            "- Pooled probes: `baselines.linear_probe`, logistic regression (L-BFGS, L2 chosen "
+            "on val) on globally average-pooled cached maps; deterministic, so every seed gives "
+            "the same value (std 0).",
             f"- EfficientNet-Lite0: ImageNet weights, {a.effnet_size} px input; probe on the "
             f"pooled 1280-channel head; 'stages GW' is GW fusion over its stage outputs (pooled "
             f"to {a.effnet_pool}x{a.effnet_pool}) with the same recipe.",
-            f"- Small CNN: `baselines.SmallCNN` width {c.width} ({params or '?'} parameters), "
+            f"- Small CNN: `baselines.train_small_cnn`, `SmallCNN` width {c.width} "
+            f"({params or '?'} parameters), "
             f"random h/v flips, Adam lr {c.lr}, cosine, {c.epochs} epochs (at least "
             f"{c.min_steps} steps), best val epoch.",
             f"- Taps: resnet = last resnet of each decoder block "
