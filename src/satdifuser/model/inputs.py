@@ -204,7 +204,7 @@ class InputSpec:
     def describe(self) -> str:
         """One line: bands, kind, scaling, RGB and adapter."""
         scaling = {"unit": "[0, 1]", "raw": f"raw / {self.scale or 'dtype max'}",
-                   "zscore": f"z-scored, x * std + mean / {self.scale}"}[self.kind]  # fmt: skip
+                   "zscore": f"z-scored, (x * std + mean) / {self.scale}"}[self.kind]  # fmt: skip
         if self.offset:
             scaling += f" (offset {self.offset:g})"
         return (
