@@ -40,39 +40,73 @@ def build_parser() -> argparse.ArgumentParser:
         prog="satdifuser embed",
         description="Write one pooled embedding per image (or tile) as Parquet / GeoParquet.",
     )
-    p.add_argument("inputs", nargs="*", type=Path, help="image files or folders (instead of --dataset)")
+    p.add_argument(
+        "inputs", nargs="*", type=Path, help="image files or folders (instead of --dataset)"
+    )
     p.add_argument("--out", required=True, type=Path, help="output .parquet file")
     src = p.add_argument_group("embedding source (one of)")
     src.add_argument("--backbone", default=None, help="registry name or checkpoint folder")
     src.add_argument("--model", type=Path, default=None, help="a saved model folder")
-    src.add_argument("--representation", choices=["fused", "maps"], default="fused",
-                     help="with --model: fused (what the head sees) or the extractor maps")  # fmt: skip
+    src.add_argument(
+        "--representation",
+        choices=["fused", "maps"],
+        default="fused",
+        help="with --model: fused (what the head sees) or the extractor maps",
+    )
     g = p.add_argument_group("extractor (with --backbone)")
-    g.add_argument("--timesteps", nargs="+", type=validate.int_list, default=None,
-                   help="e.g. 21 61 161 (or 21,61,161)")  # fmt: skip
-    g.add_argument("--taps", nargs="+", default=None, help="tap patterns (default: the reference's)")
-    g.add_argument("--image-size", type=validate.positive_int, default=None,
-                   help="working size (backbone default)")  # fmt: skip
+    g.add_argument(
+        "--timesteps",
+        nargs="+",
+        type=validate.int_list,
+        default=None,
+        help="e.g. 21 61 161 (or 21,61,161)",
+    )
+    g.add_argument(
+        "--taps", nargs="+", default=None, help="tap patterns (default: the reference's)"
+    )
+    g.add_argument(
+        "--image-size",
+        type=validate.positive_int,
+        default=None,
+        help="working size (backbone default)",
+    )
     g.add_argument("--seed", type=int, default=0)
     e = p.add_argument_group("embedding")
-    e.add_argument("--pool-size", type=validate.positive_int, default=1,
-                   help="pool each map to N x N before concatenating (1: global mean)")  # fmt: skip
+    e.add_argument(
+        "--pool-size",
+        type=validate.positive_int,
+        default=1,
+        help="pool each map to N x N before concatenating (1: global mean)",
+    )
     e.add_argument("--normalize", action="store_true", help="L2-normalise each vector")
     d = p.add_argument_group("data")
     d.add_argument("--dataset", default=None, help=f"{', '.join(DATASETS)} or a class path")
     d.add_argument("--root", default=None, help="data root (default: $SATDIFUSER_DATA, shared/)")
     d.add_argument("--split", default=None, help="split name")
     d.add_argument("--budget", type=validate.positive_int, default=None, help="labels per class")
-    d.add_argument("--data-arg", action="append", default=[], metavar="KEY=VALUE",
-                   help="extra dataset argument (YAML value), repeatable")  # fmt: skip
-    d.add_argument("--tile", type=validate.positive_int, default=None,
-                   help="cut GeoTIFF inputs into N x N tiles (one row per tile)")  # fmt: skip
+    d.add_argument(
+        "--data-arg",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra dataset argument (YAML value), repeatable",
+    )
+    d.add_argument(
+        "--tile",
+        type=validate.positive_int,
+        default=None,
+        help="cut GeoTIFF inputs into N x N tiles (one row per tile)",
+    )
     d.add_argument("--limit", type=validate.positive_int, default=None, help="only the first N")
     r = p.add_argument_group("run")
     r.add_argument("--batch-size", type=validate.positive_int, default=16)
     r.add_argument("--num-workers", type=validate.non_negative_int, default=0)
-    r.add_argument("--device", type=validate.device, default="auto",
-                   help="auto (a GPU if any), cpu, cuda, cuda:N")  # fmt: skip
+    r.add_argument(
+        "--device",
+        type=validate.device,
+        default="auto",
+        help="auto (a GPU if any), cpu, cuda, cuda:N",
+    )
     r.add_argument("--threads", type=validate.positive_int, default=None, help="torch CPU threads")
     r.add_argument("--no-progress", action="store_true")
     return p
@@ -101,14 +135,19 @@ def make_embedder(args: argparse.Namespace) -> tuple[Any, Any]:
         from satdifuser.model import SatDiFuserModel
 
         model = SatDiFuserModel.from_pretrained(args.model)
-        return Embedder.from_model(model, args.representation, args.pool_size, args.normalize,
-                                   folder=args.model), model  # fmt: skip
+        return Embedder.from_model(
+            model, args.representation, args.pool_size, args.normalize, folder=args.model
+        ), model
     from satdifuser.features.extractor import FeatureExtractor
 
     timesteps = [t for item in args.timesteps for t in item] if args.timesteps else None
-    fx = FeatureExtractor(backbone=args.backbone, timesteps=timesteps,
-                          taps=[t for i in args.taps for t in i.split(",") if t] if args.taps else None,
-                          image_size=args.image_size, seed=args.seed)  # fmt: skip
+    fx = FeatureExtractor(
+        backbone=args.backbone,
+        timesteps=timesteps,
+        taps=[t for i in args.taps for t in i.split(",") if t] if args.taps else None,
+        image_size=args.image_size,
+        seed=args.seed,
+    )
     return Embedder.from_extractor(fx, args.pool_size, args.normalize), None
 
 
@@ -121,20 +160,31 @@ def make_input(args: argparse.Namespace, embedder: Any, model: Any) -> tuple[Any
 
         files = collect_files(args.inputs)
         scale = None if model is None else (lambda a, s: model.prepare_raster(a, s))
-        dataset: Any = ImageFiles(files, tile=args.tile, image_size=embedder.image_size,
-                                  scale=scale)  # fmt: skip
+        dataset: Any = ImageFiles(
+            files, tile=args.tile, image_size=embedder.image_size, scale=scale
+        )
         described = {"inputs": [str(p) for p in args.inputs], "tile": args.tile}
         if args.limit is not None:
             dataset = Subset(dataset, range(min(args.limit, len(dataset))))
         return dataset, described
     from satdifuser.cli.extract import make_dataset
 
-    ns = argparse.Namespace(dataset=DATASETS.get(args.dataset, args.dataset), root=args.root,
-                            split=args.split, budget=args.budget, data_arg=args.data_arg,
-                            limit=args.limit)  # fmt: skip
+    ns = argparse.Namespace(
+        dataset=DATASETS.get(args.dataset, args.dataset),
+        root=args.root,
+        split=args.split,
+        budget=args.budget,
+        data_arg=args.data_arg,
+        limit=args.limit,
+    )
     dataset = make_dataset(ns)
-    described = {"dataset": args.dataset, "root": args.root, "split": args.split,
-                 "budget": args.budget, "data_args": list(args.data_arg)}  # fmt: skip
+    described = {
+        "dataset": args.dataset,
+        "root": args.root,
+        "split": args.split,
+        "budget": args.budget,
+        "data_args": list(args.data_arg),
+    }
     return dataset, described
 
 
@@ -153,14 +203,26 @@ def run(argv: list[str]) -> int:
         device = "cuda" if torch.cuda.is_available() else "cpu"
     embedder, model = make_embedder(args)
     dataset, described = make_input(args, embedder, model)
-    print(f"embed {len(dataset)} images -> {args.out} ({embedder.representation}, dim "
-          f"{embedder.dim}, identity {embedder.identity})", file=sys.stderr)  # fmt: skip
-    report = export_embeddings(dataset, embedder, args.out, batch_size=args.batch_size,
-                               num_workers=args.num_workers, device=device,
-                               progress=not args.no_progress, description=described)  # fmt: skip
+    print(
+        f"embed {len(dataset)} images -> {args.out} ({embedder.representation}, dim "
+        f"{embedder.dim}, identity {embedder.identity})",
+        file=sys.stderr,
+    )
+    report = export_embeddings(
+        dataset,
+        embedder,
+        args.out,
+        batch_size=args.batch_size,
+        num_workers=args.num_workers,
+        device=device,
+        progress=not args.no_progress,
+        description=described,
+    )
     geo = f"; GeoParquet, geometry CRS {report.geo_crs}" if report.geo_crs else ""
-    print(f"wrote {report.rows} embeddings of dim {report.dim} to {report.path} in "
-          f"{report.seconds:.1f} s ({report.images_per_second:.2f} img/s){geo}")  # fmt: skip
+    print(
+        f"wrote {report.rows} embeddings of dim {report.dim} to {report.path} in "
+        f"{report.seconds:.1f} s ({report.images_per_second:.2f} img/s){geo}"
+    )
     return 0
 
 

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 
@@ -155,7 +156,9 @@ class _Geo:
             cols[name] = [b[k] for b in native]
         for k, name in enumerate(("lon_min", "lat_min", "lon_max", "lat_max")):
             cols[name] = [b[k] for b in lonlat]
-        cols["geometry"] = [None if g is None else shapely.to_wkb(g) for g in self.geoms[start:stop]]
+        cols["geometry"] = [
+            None if g is None else shapely.to_wkb(g) for g in self.geoms[start:stop]
+        ]
         return cols
 
 
@@ -164,7 +167,7 @@ def _to_crs(shapely: Any, poly: Any, src: str, dst: str) -> Any:
 
     tr = Transformer.from_crs(src, dst, always_xy=True)
     dense = shapely.segmentize(poly, max_segment_length=poly.length / 80 or 1.0)
-    return shapely.transform(dense, lambda xy: list(zip(*tr.transform(xy[:, 0], xy[:, 1]))))
+    return shapely.transform(dense, lambda xy: np.column_stack(tr.transform(xy[:, 0], xy[:, 1])))
 
 
 def _schema(
@@ -175,15 +178,28 @@ def _schema(
         fields += [pa.field("label", pa.int64()), pa.field("label_name", pa.string())]
     elif labels == "vector":
         fields += [pa.field("label", pa.list_(pa.int64()))]
-    fields += [pa.field("embedding", pa.list_(pa.float32(), dim), nullable=False),
-               pa.field("model_identity", pa.string())]  # fmt: skip
+    fields += [
+        pa.field("embedding", pa.list_(pa.float32(), dim), nullable=False),
+        pa.field("model_identity", pa.string()),
+    ]
     if files:
         fields += [pa.field(n, pa.int32()) for n in WINDOW_COLUMNS]
     metadata = {METADATA_KEY: json.dumps(meta).encode()}
     if geo is not None:
         fields += [pa.field("crs", pa.string())]
-        fields += [pa.field(n, pa.float64()) for n in
-                   ("x_min", "y_min", "x_max", "y_max", "lon_min", "lat_min", "lon_max", "lat_max")]  # fmt: skip
+        fields += [
+            pa.field(n, pa.float64())
+            for n in (
+                "x_min",
+                "y_min",
+                "x_max",
+                "y_max",
+                "lon_min",
+                "lat_min",
+                "lon_max",
+                "lat_max",
+            )
+        ]
         fields += [pa.field("geometry", pa.binary())]
         metadata[b"geo"] = geo_metadata(geo.crs, geo.bbox)  # type: ignore[arg-type]
     return pa.schema(fields, metadata=metadata)
@@ -232,7 +248,9 @@ def export_embeddings(
     paths = [source_path(dataset, i) for i in range(n)]
     windows = [_window(dataset, i) for i in range(n)]
     files = windows[0] is not None
-    prints = [footprint(p, w) if p is not None else None for p, w in zip(paths, windows, strict=True)]
+    prints = [
+        footprint(p, w) if p is not None else None for p, w in zip(paths, windows, strict=True)
+    ]
     geo = _Geo(prints) if any(p is not None for p in prints) else None
     names = _class_names(dataset)
     meta = {
@@ -243,8 +261,9 @@ def export_embeddings(
         "geometry_crs": None if geo is None else geo.crs,
     }
     embedder = embedder.to(device)
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
-                        collate_fn=_collate)  # fmt: skip
+    loader = DataLoader(
+        dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers, collate_fn=_collate
+    )
     start = time.perf_counter()
     writer: EmbeddingWriter | None = None
     bar = tqdm(total=n, unit="img", desc="embed", disable=not progress, dynamic_ncols=True)
@@ -266,8 +285,9 @@ def export_embeddings(
             if kind == "scalar":
                 ids = [int(t) for t in labels]  # type: ignore[union-attr]
                 cols["label"] = ids
-                cols["label_name"] = [names[i] if names and 0 <= i < len(names) else None
-                                      for i in ids]  # fmt: skip
+                cols["label_name"] = [
+                    names[i] if names and 0 <= i < len(names) else None for i in ids
+                ]
             elif kind == "vector":
                 cols["label"] = [t.long().tolist() for t in labels]  # type: ignore[union-attr]
             flat = pa.array(vec.float().numpy().reshape(-1))
@@ -278,9 +298,17 @@ def export_embeddings(
                     cols[name] = [w[k] for w in windows[done : done + b]]  # type: ignore[index]
             if geo is not None:
                 cols.update(geo.columns(done, done + b))
-            writer.write(pa.table(
-                [pa.array(cols[f.name], type=f.type) if not isinstance(cols[f.name], pa.Array)
-                 else cols[f.name] for f in writer.schema], schema=writer.schema))  # fmt: skip
+            writer.write(
+                pa.table(
+                    [
+                        pa.array(cols[f.name], type=f.type)
+                        if not isinstance(cols[f.name], pa.Array)
+                        else cols[f.name]
+                        for f in writer.schema
+                    ],
+                    schema=writer.schema,
+                )
+            )
             done += b
             bar.update(b)
     except BaseException:
@@ -291,8 +319,9 @@ def export_embeddings(
         bar.close()
     assert writer is not None
     path = writer.close()
-    return ExportReport(path, done, embedder.dim, time.perf_counter() - start,
-                        None if geo is None else geo.crs)  # fmt: skip
+    return ExportReport(
+        path, done, embedder.dim, time.perf_counter() - start, None if geo is None else geo.crs
+    )
 
 
 __all__ = ["WINDOW_COLUMNS", "ExportReport", "export_embeddings", "source_path"]

@@ -144,9 +144,12 @@ class ImageFiles(Dataset[Sample]):
         size = self.image_size
         if size and tuple(image.shape[-2:]) != (size, size):
             image = F.interpolate(
-                image[None].float(), size=(size, size), mode="bilinear", antialias=True,
+                image[None].float(),
+                size=(size, size),
+                mode="bilinear",
+                antialias=True,
                 align_corners=False,
-            )[0].clamp(0, 1)  # fmt: skip
+            )[0].clamp(0, 1)
         return {"image": image.float(), "meta": meta, "id": self.ids[index]}
 
 

@@ -35,7 +35,7 @@ def import_pyarrow() -> ModuleType:
     """
     try:
         import pyarrow
-        import pyarrow.parquet  # noqa: F401
+        import pyarrow.parquet
     except ImportError:
         raise DependencyNotFoundError(
             f"writing embeddings as Parquet needs pyarrow (the geo extra); run: {PIP_GEO}"
