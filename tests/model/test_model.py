@@ -121,3 +121,26 @@ def test_raw_rasters_follow_the_input_contract() -> None:
     assert torch.allclose(out, torch.full((3, 2, 2), 0.5))
     with pytest.raises(InputError, match="trained on 3"):
         model.predict(torch.rand(1, 4, 32, 32))
+
+
+def test_a_model_with_an_input_spec_takes_zscored_13_bands_and_saves_it(tmp_path: Path) -> None:
+    from satdifuser.model.inputs import InputSpec
+
+    mean, std = [1000.0 + 100 * i for i in range(13)], [500.0 + 10 * i for i in range(13)]
+    spec = InputSpec("eurosat_ms", "zscore", scale=2750, mean=mean, std=std, adapter="learned")
+    base = make_model()
+    model = SatDiFuserModel(base.extractor, base.fusion, base.head, "classification",
+                            base.class_names, base.standardizer,
+                            input_contract={"spec": spec.to_config()})  # fmt: skip
+    assert model.in_channels == 13
+    raw = torch.rand(2, 13, 32, 32) * 4000
+    z = (raw - torch.tensor(mean).view(1, -1, 1, 1)) / torch.tensor(std).view(1, -1, 1, 1)
+    rgb = (raw[:, [3, 2, 1]] / 2750).clamp(0, 1)  # B04, B03, B02
+    assert torch.allclose(model.predict_proba(z), base.predict_proba(rgb), atol=1e-5)
+    with torch.no_grad():
+        model.input_adapter.mix.weight.add_(0.01)  # a trained band mix travels with the model
+    loaded = SatDiFuserModel.from_pretrained(model.save_pretrained(tmp_path / "ms"))
+    assert loaded.in_channels == 13
+    assert torch.allclose(model.predict_proba(z), loaded.predict_proba(z), atol=1e-6)
+    with pytest.raises(InputError, match="13"):
+        loaded.predict(torch.rand(1, 3, 32, 32))

@@ -21,15 +21,18 @@ from satdifuser.errors import ConfigError, InputError
 from satdifuser.features.spec import FeatureInfo
 from satdifuser.fusion.base import FUSIONS, BaseFusion
 from satdifuser.heads.base import HEADS
+from satdifuser.model.inputs import InputAdapter
 from satdifuser.model.standardize import ChannelStandardizer
 
 TASK_TYPES = ("classification", "multilabel", "segmentation")
 
 DEFAULT_INPUT: dict[str, Any] = {"channels": 3, "value_range": [0.0, 1.0], "band_names": None,
-                                 "raster_scale": None}  # fmt: skip
+                                 "raster_scale": None, "spec": None}  # fmt: skip
 """Input contract: images ``(B, channels, H, W)`` float in ``value_range``. ``raster_scale``
 (a number, or None for "uint8 / 255, floats as they are") maps raw file values to that range
-when predicting on files; ``band_names`` documents the bands in order."""
+when predicting on files; ``band_names`` documents the bands in order. ``spec`` (an
+:class:`~satdifuser.model.inputs.InputSpec` config) makes the model take multispectral,
+raw-scaled or z-scored inputs and map them to the backbone's RGB in [0, 1] itself."""
 
 
 class SatDiFuserModel(nn.Module):
@@ -81,6 +84,11 @@ class SatDiFuserModel(nn.Module):
         self.class_names = [str(c) for c in class_names]
         self.ignore_index = ignore_index
         self.input_contract = {**DEFAULT_INPUT, **(input_contract or {})}
+        spec = self.input_contract.get("spec")
+        self.input_adapter = InputAdapter(spec) if spec else None
+        if self.input_adapter is not None:
+            self.input_contract["spec"] = self.input_adapter.spec.to_config()
+            self.input_contract["channels"] = self.input_adapter.spec.channels
         self.card = dict(card or {})
 
     # ------------------------------------------------------------------ parts
@@ -125,6 +133,8 @@ class SatDiFuserModel(nn.Module):
 
     def forward(self, images: Tensor, metadata: Tensor | None = None) -> Tensor:
         """Logits for images ``(B, C, H, W)`` in the input contract's range."""
+        if self.input_adapter is not None:
+            images = self.input_adapter(images)
         with torch.no_grad():
             maps = list(self.extractor(images, metadata))
         size = tuple(images.shape[-2:]) if self.task_type == "segmentation" else None
@@ -169,7 +179,7 @@ class SatDiFuserModel(nn.Module):
                 f"{self.in_channels} ({self.input_contract.get('band_names') or 'RGB'}); select "
                 "those bands"
             )
-        return images.float()
+        return images if self.input_adapter is not None else images.float()
 
     # ----------------------------------------------------------- raw rasters
     def prepare_raster(self, array: np.ndarray, source: str = "input") -> Tensor:
@@ -185,6 +195,13 @@ class SatDiFuserModel(nn.Module):
         arr = np.asarray(array)
         if arr.ndim == 2:
             arr = arr[None]
+        if self.input_adapter is not None:  # the adapter checks and scales in forward()
+            if arr.ndim != 3 or arr.shape[0] != self.in_channels:
+                raise InputError(
+                    f"{source}: has {arr.shape[0] if arr.ndim == 3 else arr.ndim} bands/dims but "
+                    f"the model takes {self.in_channels} bands; pass images with those bands"
+                )
+            return torch.from_numpy(np.ascontiguousarray(arr))
         if arr.ndim != 3 or arr.shape[0] != self.in_channels:
             raise InputError(
                 f"{source}: has {arr.shape[0] if arr.ndim == 3 else arr.ndim} bands/dims but the "
