@@ -230,3 +230,12 @@ def test_inspect_shows_crs_and_footprint(classes_root: Path) -> None:
     assert re.fullmatch(
         r"EPSG:(32631|4326), footprint lon [\d.]+\.\.[\d.]+ lat [\d.]+\.\.[\d.]+ \[1st\]", crs
     )
+
+
+def test_inspect_reads_a_root_of_split_folders(tmp_path: Path) -> None:
+    from satdifuser.data.inspect import detect_format, inspect_path
+
+    root = fx.make_split_classes(tmp_path / "s")  # train/ val/ test/ of class folders
+    assert detect_format(root) == "geotiff_folder"
+    r = inspect_path(root, samples=3)
+    assert r.summary["classes"] == {"Forest": 5, "Pasture": 5, "SeaLake": 5}

@@ -15,6 +15,7 @@ from typing import Any
 from satdifuser._typing import PathLike, Sample
 from satdifuser.data.geotiff_io import TIFF_SUFFIXES
 from satdifuser.data.image_io import IMAGE_SUFFIXES
+from satdifuser.data.splits import SPLIT_DIRS
 from satdifuser.errors import ConfigError, DataFormatError, DatasetNotFoundError
 
 FORMATS: tuple[str, ...] = ("geobench", "mask_folder", "geotiff_pairs", "eurosat", "geotiff_folder")
@@ -100,6 +101,11 @@ def _detect(p: Path) -> str | None:
     kind = _class_folder_kind(p)
     if kind is not None:
         return kind
+    split_names = {n for names in SPLIT_DIRS.values() for n in names}
+    if subdirs and all(d.name.lower() in split_names for d in subdirs):  # train/<Class>/...
+        kind = _class_folder_kind(subdirs[0])
+        if kind is not None:
+            return kind
     if (p / "2750").is_dir() and _class_folder_kind(p / "2750") == "eurosat":
         return "eurosat"  # the official EuroSAT.zip unpacked here
     return None
