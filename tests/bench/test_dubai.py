@@ -1,4 +1,5 @@
-"""`satdifuser bench dubai`: quick end-to-end run, whole-image scoring, feature-bank crops."""
+"""`satdifuser bench dubai`: quick end-to-end run through SegmentationTask + fit_and_test (cached
+training windows, whole-image sliding-window scoring at native resolution), scaled tiles."""
 
 from __future__ import annotations
 
@@ -10,20 +11,13 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from torch import Tensor, nn
 
 from fixtures.mask_folder.make import make_dubai
 from satdifuser.bench import dubai
-from satdifuser.bench.segmentation_common import (
-    FeatureBank,
-    ScaledImage,
-    WholeImageScorer,
-    predict_whole,
-    to_native,
-)
+from satdifuser.bench.dubai_report import segmentation_metrics_of
 from satdifuser.data.dubai_aerial import DUBAI_CLASSES, DubaiAerial
+from satdifuser.data.scaled_tiles import ScaledDubaiDataModule, ScaledTiles
 from satdifuser.errors import ConfigError, DependencyNotFoundError
-from satdifuser.features.spec import FeatureInfo
 
 HAS_EFFICIENTNET = all(
     importlib.util.find_spec(m) is not None
@@ -63,6 +57,9 @@ def test_quick_run_scores_every_labelled_native_pixel(dubai_root: Path, tmp_path
         "1",
         "--models",
         models,
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        "--no-progress",
     ]
     assert dubai.run(argv) == 0
     res = json.loads((out / "results.json").read_text())
@@ -79,79 +76,42 @@ def test_quick_run_scores_every_labelled_native_pixel(dubai_root: Path, tmp_path
         assert 0.0 <= m["miou"] <= 1.0 and set(m["iou"]) == set(DUBAI_CLASSES)
         assert np.isclose(m["overall_accuracy"], np.trace(conf) / conf.sum(), atol=1e-6)
         assert (out / f"overlay_{name}.png").stat().st_size > 0
-        assert r["seconds"]["train"]["cpu_s"] > 0 and len(r["train"]["losses"]) == 2
+        assert r["seconds"]["train"]["cpu_s"] > 0 and r["train"]["epochs"] >= 1
+        assert r["model_dir"] and (Path(r["model_dir"]) / "config.json").is_file()
+    # the training windows were cached in the content-addressed cache (train + val splits)
+    assert len([p for p in (tmp_path / "cache").iterdir() if p.is_dir()]) == 2 * len(res["models"])
     assert not (out / "results.partial.json").exists()
     md = (out / "results.md").read_text()
     assert "satdifuser bench dubai --data" in md and "| satdifuser |" in md
 
 
-def test_sliding_window_covers_whole_image_at_native_size() -> None:
-    torch.manual_seed(0)
-    info = [FeatureInfo("x", 0, 3, 1), FeatureInfo("x2", 0, 3, 2)]
-
-    class Pyramid(nn.Module):
-        feature_info = info
-
-        def forward(self, images: Tensor) -> list[Tensor]:
-            return [images, nn.functional.avg_pool2d(images, 2)]
-
-    class Position(nn.Module):  # logits that reveal which pixels were predicted
-        def forward(self, feats: list[Tensor], output_size: tuple[int, int]) -> Tensor:
-            f = feats[0]
-            return torch.cat([f[:, :1] * 0 + 1, f[:, :1]], dim=1)
-
-    image = torch.rand(3, 45, 37)
-    logits = predict_whole(
-        Pyramid(),
-        Position(),
-        image,
-        window=16,
-        overlap=0.25,  # type: ignore[arg-type]
-        batch_size=3,
-        num_classes=2,
-    )
-    assert logits.shape == (2, 45, 37)
-    assert torch.isfinite(logits).all()
-    assert torch.allclose(logits[0], torch.ones(45, 37))  # every pixel covered by >= 1 window
-    assert torch.allclose(logits[1], image[0], atol=1e-6)  # windows put back where they belong
-    pred = to_native(logits, (90, 74))
-    assert pred.shape == (90, 74)
+def test_report_metrics_come_from_the_task_confusion() -> None:
+    flat = {"test/miou": 0.5, "test/overall_accuracy": 0.75, "test/iou/a": 1.0, "test/iou/b": None}
+    conf = torch.tensor([[2, 1], [0, 1]])
+    m = segmentation_metrics_of(flat, conf, ["a", "b"], native=7)
+    assert m["pixels"] == 4 and m["ignored_pixels"] == 3 and m["confusion"] == [[2, 1], [0, 1]]
+    assert m["iou"] == {"a": 1.0, "b": None} and m["miou"] == 0.5 and m["f1_macro"] == 0.0
 
 
-def test_scorer_miou_matches_confusion_and_drops_ignored() -> None:
-    scorer = WholeImageScorer(3, 255)
-    target = torch.tensor([[0, 0, 1, 255], [1, 1, 255, 255]])
-    pred = torch.tensor([[0, 1, 1, 2], [1, 0, 2, 0]])
-    scorer.update(pred, target)
-    res = scorer.compute(["a", "b", "c"])
-    assert res["pixels"] == 5 and res["ignored_pixels"] == 3
-    assert res["confusion"] == [[1, 1, 0], [1, 2, 0], [0, 0, 0]]
-    assert res["iou"]["c"] is None  # never in truth nor prediction (on scored pixels)
-    assert res["iou"]["a"] == pytest.approx(1 / 3) and res["iou"]["b"] == pytest.approx(2 / 4)
-    assert res["miou"] == pytest.approx((1 / 3 + 2 / 4) / 2)
-
-
-def test_feature_bank_crops_stay_aligned_with_masks() -> None:
-    info = [FeatureInfo("x", 0, 1, 1), FeatureInfo("x4", 0, 1, 4)]
-
-    class Ids(nn.Module):  # feature = class id (stride 1) and its 4x4 mean (stride 4)
-        feature_info = info
-
-        def forward(self, images: Tensor) -> list[Tensor]:
-            ids = images[:, :1] * 10
-            return [ids, nn.functional.avg_pool2d(ids, 4)]
-
-    gen = np.random.default_rng(0)
-    ids = torch.from_numpy(gen.integers(0, 5, (40, 56))).long()
-    img = (ids.float() / 10)[None].repeat(3, 1, 1)
-    bank = FeatureBank.build(Ids(), [ScaledImage("a", img, ids)], 32, 2, 255)  # type: ignore[arg-type]
-    feats, masks = bank.sample(16, 16, torch.Generator().manual_seed(0))
-    assert feats[0].shape == (16, 1, 16, 16) and feats[1].shape == (16, 1, 4, 4)
-    valid = masks != 255
-    assert torch.equal(feats[0][:, 0].round().long()[valid], masks[valid])
-    pooled = nn.functional.avg_pool2d(feats[0], 4)
-    full = valid.view(16, 4, 4, 4, 4).all(dim=(2, 4))  # blocks without padding
-    assert torch.allclose(pooled[:, 0][full], feats[1][:, 0][full], atol=1e-2)
+def test_scaled_tiles_windows_cover_the_scaled_image_and_whole_keeps_native_masks(
+    dubai_root: Path,
+) -> None:
+    dm = ScaledDubaiDataModule(dubai_root, [1], [8], scale=0.5, window=16, val_limit=1)
+    grid, whole = dm.dataset("train"), dm.dataset("test")
+    assert isinstance(grid, ScaledTiles) and grid.mode == "grid" and whole.mode == "whole"
+    image, _ = grid.folder.load(0)
+    sample = grid[0]
+    assert sample["image"].shape == (3, 16, 16) and sample["mask"].shape == (16, 16)
+    assert sample["id"].endswith("@0,0")
+    h, w = round(image.shape[0] * 0.5), round(image.shape[1] * 0.5)
+    n0 = sum(1 for i, _, _ in grid.windows if i == 0)
+    assert n0 == (-(-h // 16)) * (-(-w // 16))  # the grid covers the scaled image
+    first = whole[0]
+    native = whole.folder.load(0)[1]
+    assert first["mask"].shape == native.shape  # scored at native resolution
+    assert first["image"].shape[-2:] == (round(native.shape[0] / 2), round(native.shape[1] / 2))
+    assert dm.native_pixels() == native.size
+    assert grid.cache_identity() != dm.dataset("val").cache_identity()
 
 
 def test_tile_in_both_splits_names_it(dubai_root: Path, tmp_path: Path) -> None:
@@ -174,8 +134,8 @@ def test_tile_in_both_splits_names_it(dubai_root: Path, tmp_path: Path) -> None:
         )
 
 
-def test_crop_not_multiple_of_stride_is_rejected(dubai_root: Path, tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="--crop=31 is not a multiple of 2"):
+def test_window_not_multiple_of_stride_is_rejected(dubai_root: Path, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="--window=31 is not a multiple of 2"):
         dubai.run(
             [
                 "--data",
@@ -189,7 +149,7 @@ def test_crop_not_multiple_of_stride_is_rejected(dubai_root: Path, tmp_path: Pat
                 "--val-tiles",
                 "8",
                 "--quick",
-                "--crop",
+                "--window",
                 "31",
                 "--models",
                 "satdifuser",
@@ -219,19 +179,7 @@ def test_real_tile_layout_is_read(shared_data: Path) -> None:
     ds = DubaiAerial(shared_data, tiles=[8])
     assert len(ds.images) == 9
     with Image.open(ds.images[0]) as im:
-        assert min(im.size) * args.scale >= 128  # the default crop fits a scaled tile-8 image
-
-
-def test_per_image_summary_matches_whole_split_on_one_image() -> None:
-    scorer = WholeImageScorer(3, 255)
-    target = torch.tensor([[0, 2, 1, 255], [1, 1, 2, 0]])
-    pred = torch.tensor([[0, 2, 1, 2], [1, 0, 2, 0]])
-    scorer.update(pred, target, "img")
-    res = scorer.compute(["a", "b", "c"])
-    (one,) = res["per_image"]
-    assert one["id"] == "img" and one["pixels"] == res["pixels"] == 7
-    assert one["miou"] == pytest.approx(res["miou"])
-    assert one["overall_accuracy"] == pytest.approx(res["overall_accuracy"])
+        assert min(im.size) * args.scale >= 128  # a scaled tile-8 image holds a window
 
 
 def test_cli_reports_bad_tiles_as_one_line(

@@ -27,29 +27,25 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import math
 import shlex
 from pathlib import Path
 from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import nn
 
-from satdifuser.bench.dubai_report import PhaseClock, machine, markdown_section, overlay_panel
-from satdifuser.bench.segmentation_common import (
-    FeatureBank,
-    FusedSegmenter,
-    ScaledImage,
-    WholeImageScorer,
-    load_scaled,
-    predict_whole,
-    to_native,
-    train_segmenter,
+from satdifuser.bench.dubai_report import (
+    PhaseClock,
+    machine,
+    markdown_section,
+    segmentation_metrics_of,
 )
-from satdifuser.data.dubai_aerial import DUBAI_CLASSES, DUBAI_COLORS, DubaiAerial
+from satdifuser.data.dubai_aerial import DUBAI_CLASSES, DUBAI_COLORS
+from satdifuser.data.scaled_tiles import FitTestDataModule, ScaledDubaiDataModule
 from satdifuser.errors import ConfigError
-from satdifuser.features.spec import FeatureInfo
-from satdifuser.fusion import create_fusion
-from satdifuser.heads import UPerNetHead
+from satdifuser.features.cache_root import default_cache_root
+from satdifuser.features.cache_view import SelectMaps
 from satdifuser.viz import atomic_write_json, atomic_write_text, plot_fusion_weights
 
 MODELS = ("satdifuser", "efficientnet")
@@ -57,10 +53,9 @@ IGNORE = 255
 
 DEFAULTS: dict[str, Any] = {
     "scale": 0.25,
-    "crop": 128,
     "window": 256,
     "overlap": 0.25,
-    "steps": 300,
+    "steps": 75,
     "batch_size": 8,
     "overlays": 3,
     "train_limit": None,
@@ -68,7 +63,6 @@ DEFAULTS: dict[str, Any] = {
 }
 QUICK: dict[str, Any] = {
     "scale": 1.0,
-    "crop": 32,
     "window": 32,
     "overlap": 0.5,
     "steps": 2,
@@ -114,11 +108,12 @@ def build_parser() -> argparse.ArgumentParser:
     a("--val-tiles", type=_ints, nargs="+", default=[[8]], help="tile numbers, e.g. 8 or 5 6")
     g = p.add_argument_group("budget (defaults fit ~15 min on 2 CPU cores; --quick for tests)")
     g.add_argument("--scale", type=float, help="image resize factor (default 0.25)")
-    g.add_argument("--crop", type=int, help="training crop side at that scale (default 128)")
-    g.add_argument("--window", type=int, help="feature-extraction / sliding window (default 256)")
+    g.add_argument("--window", type=int, help="training window (cached features) and sliding "
+                   "evaluation window at that scale (default 256)")
     g.add_argument("--overlap", type=float, help="sliding-window overlap fraction (default 0.25)")
-    g.add_argument("--steps", type=int, help="training steps per model (default 300)")
-    g.add_argument("--batch-size", type=int, help="crops per training step (default 8)")
+    g.add_argument("--steps", type=int, help="at least this many training steps per model "
+                   "(whole epochs over the training windows; default 75)")
+    g.add_argument("--batch-size", type=int, help="windows per training step (default 8)")
     g.add_argument("--overlays", type=int, help="validation images drawn as overlays (default 3)")
     g.add_argument(
         "--quick",
@@ -161,6 +156,9 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--extract-batch", type=int, default=4, help="windows per extractor call")
     m.add_argument("--seed", type=int, default=0)
     m.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    m.add_argument("--cache-dir", default=None,
+                   help="feature cache (default $SATDIFUSER_CACHE or the user cache folder)")
+    m.add_argument("--no-progress", action="store_true", help="no extraction progress bars")
     return p
 
 
@@ -192,7 +190,7 @@ def resolve_options(args: argparse.Namespace) -> argparse.Namespace:
     checks = [
         ("--scale", 0 < args.scale <= 1, "in (0, 1]"),
         ("--overlap", 0 <= args.overlap < 1, "in [0, 1)"),
-        ("--crop", args.crop >= 1 and args.crop <= args.window, f"in [1, --window={args.window}]"),
+        ("--window", args.window >= 8, ">= 8"),
         ("--steps", args.steps >= 1, ">= 1"),
         ("--batch-size", args.batch_size >= 1, ">= 1"),
         ("--overlays", args.overlays >= 0, ">= 0"),
@@ -201,24 +199,11 @@ def resolve_options(args: argparse.Namespace) -> argparse.Namespace:
         ("--threads", args.threads >= 1, ">= 1"),
         ("--fusion-groups", args.fusion_groups >= 1, ">= 1"),
     ]
+    args.cache_dir = str(args.cache_dir or default_cache_root())
     for name, ok, want in checks:
         if not ok:
             raise ConfigError(f"{name}={getattr(args, name[2:].replace('-', '_'))} must be {want}")
     return args
-
-
-class MapSubset(nn.Module):
-    """Keep only some maps of a frozen extractor (those at or above ``--min-stride``)."""
-
-    def __init__(self, extractor: nn.Module, keep: list[int]) -> None:
-        super().__init__()
-        self.inner, self.keep = extractor, keep
-        self.feature_info: list[FeatureInfo] = [extractor.feature_info[i] for i in keep]
-
-    def forward(self, images: Tensor) -> list[Tensor]:
-        """The kept maps, in ``feature_info`` order."""
-        maps = self.inner(images)
-        return [maps[i] for i in self.keep]
 
 
 def build_extractor(name: str, args: argparse.Namespace) -> tuple[nn.Module, dict[str, Any]]:
@@ -263,12 +248,12 @@ def build_extractor(name: str, args: argparse.Namespace) -> tuple[nn.Module, dic
         "backbone_params": sum(p.numel() for p in net.parameters()),
         "stages": [net.feature_info[i].tap for i in keep_idx],
     }
-    return MapSubset(net, keep_idx), info
+    return SelectMaps(net, taps=info["stages"]), info
 
 
 def _check_alignment(name: str, ex: nn.Module, args: argparse.Namespace, extra: int) -> None:
     align = max([f.reduction for f in ex.feature_info] + [extra])
-    for opt, val in (("--crop", args.crop), ("--window", args.window)):
+    for opt, val in (("--window", args.window),):
         if val % align:
             raise ConfigError(
                 f"{opt}={val} is not a multiple of {align} (the coarsest stride of the {name} "
@@ -276,14 +261,17 @@ def _check_alignment(name: str, ex: nn.Module, args: argparse.Namespace, extra: 
             )
 
 
-def run_arm(
-    name: str,
-    args: argparse.Namespace,
-    train: list[ScaledImage],
-    val: list[ScaledImage],
-    out: Path,
-) -> dict[str, Any]:
-    """Build, extract, train and evaluate one arm; returns its raw results."""
+def run_arm(name: str, args: argparse.Namespace, dm: ScaledDubaiDataModule, out: Path
+            ) -> dict[str, Any]:  # fmt: skip
+    """Build, extract (cached), train and score one arm; returns its raw results.
+
+    The model is a :class:`~satdifuser.tasks.SegmentationTask` (GW fusion + UPerNet on the
+    frozen extractor) trained by ``tasks.fit_and_test`` on the cached training windows and
+    tested on whole validation images (sliding window, logits upsampled to the native mask).
+    """
+    from satdifuser.features.cache import CachedDataModule
+    from satdifuser.tasks import SegmentationTask, fit_and_test
+
     clock = PhaseClock()
     with clock("build"):
         ex, info = build_extractor(name, args)
@@ -292,73 +280,52 @@ def run_arm(
         f"[{name}] {len(ex.feature_info)} maps, strides "
         f"{sorted({f.reduction for f in ex.feature_info})}; extracting training windows ..."
     )
+    cached = CachedDataModule(dm, ex, args.cache_dir, extract_batch_size=args.extract_batch,
+                              progress=not args.no_progress)  # fmt: skip
     with clock("extract_train"):
-        bank = FeatureBank.build(ex, train, args.window, args.extract_batch, IGNORE)
-    print(
-        f"[{name}] feature bank: {bank.masks.shape[0]} windows of {args.window} px, "
-        f"{bank.nbytes / 2**20:.0f} MiB, {bank.seconds:.1f}s"
-    )
-    torch.manual_seed(args.seed)
-    fuser = create_fusion(
-        "global_weighted",
-        ex.feature_info,
-        projection_dim=args.projection_dim,
-        bottleneck_dim=args.bottleneck_dim,
-        num_groups=args.fusion_groups,
-    )
-    head = UPerNetHead(fuser.out_channels, len(DUBAI_CLASSES), channels=args.head_channels)
-    model = FusedSegmenter(fuser, head)
-    print(f"[{name}] training {args.steps} steps x {args.batch_size} crops of {args.crop} px ...")
-    with clock("train"):
-        fit = train_segmenter(
-            model,
-            bank,
-            args.steps,
-            args.batch_size,
-            args.crop,
-            args.lr,
-            args.weight_decay,
-            args.seed,
-        )
-    del bank
-    print(
-        f"[{name}] evaluating {len(val)} whole images (window {args.window}, overlap "
-        f"{args.overlap}) ..."
-    )
-    scorer = WholeImageScorer(len(DUBAI_CLASSES), IGNORE)
-    panels = []
+        cached.setup("fit")
+    n_train = len(cached.datasets["train"])
+    epochs = max(1, math.ceil(args.steps / math.ceil(n_train / args.batch_size)))
+    print(f"[{name}] {n_train} training windows of {args.window} px (cached in "
+          f"{cached.folders['train'].parent}); training {epochs} epochs of "
+          f"{math.ceil(n_train / args.batch_size)} steps x {args.batch_size} ...")  # fmt: skip
+    task = SegmentationTask(
+        ex, len(DUBAI_CLASSES), fusion="global_weighted",
+        fusion_args={"projection_dim": args.projection_dim, "bottleneck_dim": args.bottleneck_dim,
+                     "num_groups": args.fusion_groups},
+        head="upernet", head_args={"channels": args.head_channels}, ignore_index=IGNORE,
+        class_names=list(DUBAI_CLASSES), optimizer="adamw", lr=args.lr,
+        weight_decay=args.weight_decay, warmup_epochs=min(max(1, epochs // 20), epochs - 1),
+        min_lr=0.0, warmup_start_lr=args.lr / 20, early_stopping_patience=None,
+        sliding_window=args.window, sliding_overlap=args.overlap,
+        sliding_batch_size=args.extract_batch, num_plot_samples=args.overlays,
+    )  # fmt: skip
+    data = FitTestDataModule(cached, dm)
+    run_dir = out / "runs" / name
+    with clock("train"):  # validated once, after the last epoch: no selection on the val tile
+        result = fit_and_test(task, data, run_dir, max_epochs=epochs, seed=args.seed,
+                              check_val_every_n_epoch=epochs, progress=False,
+                              test=False)  # fmt: skip
+    loss = task.trainer.callback_metrics.get("train/loss_epoch")
+    print(f"[{name}] scoring {len(dm.dataset('test'))} whole images (window {args.window}, "
+          f"overlap {args.overlap}) ...")  # fmt: skip
     with clock("eval"):
-        for i, im in enumerate(val):
-            assert im.full_mask is not None
-            logits = predict_whole(
-                ex,
-                model,
-                im.image,
-                args.window,
-                args.overlap,
-                args.extract_batch,
-                len(DUBAI_CLASSES),
-            )
-            pred = to_native(logits, im.full_mask.shape)
-            scorer.update(pred, torch.from_numpy(im.full_mask).long(), im.id)
-            if i < args.overlays:
-                panels.append(overlay_panel(im, pred))
-    metrics = scorer.compute(DUBAI_CLASSES)
+        task.trainer.test(task, datamodule=data, verbose=False)
+    metrics = segmentation_metrics_of(task.results.get("test", {}), task.confusion.get("test"),
+                                      list(DUBAI_CLASSES), dm.native_pixels())  # fmt: skip
     files = []
-    if panels:
+    if task.examples:
         from satdifuser.viz import plot_segmentation_panels
 
         path = out / f"overlay_{name}.png"
         plot_segmentation_panels(
-            *zip(*[p[:3] for p in panels], strict=True),
-            path=path,
-            class_names=DUBAI_CLASSES,
-            ignore_index=IGNORE,
-            colors=DUBAI_COLORS,
-            titles=[p[3] for p in panels],
-        )
+            *zip(*[e[:3] for e in task.examples], strict=True), path=path,
+            class_names=DUBAI_CLASSES, ignore_index=IGNORE, colors=DUBAI_COLORS,
+            titles=[e[3] for e in task.examples],
+        )  # fmt: skip
         files.append(path.name)
-    weights = fuser.interpretable_weights()
+    fuser = task.fusion
+    weights = fuser.interpretable_weights() if hasattr(fuser, "interpretable_weights") else {}
     if weights:
         path = out / f"fusion_weights_{name}.png"
         plot_fusion_weights(weights, path, fuser.weight_axes(), title=f"GW weights ({name})")
@@ -369,9 +336,11 @@ def run_arm(
     )
     return {
         "extractor": info,
-        "trainable_params": sum(p.numel() for p in model.parameters() if p.requires_grad),
-        "train": {k: fit[k] for k in ("losses", "final_loss", "seconds_per_step")},
+        "trainable_params": sum(p.numel() for p in task.trainable_parameters()),
+        "train": {"epochs": epochs, "windows": n_train, "final_loss": float(loss or 0.0),
+                  "seconds": result.seconds.get("fit")},
         "metrics": metrics,
+        "model_dir": str(result.model_dir) if result.model_dir else None,
         "fusion_weights": {k: v.tolist() for k, v in weights.items()},
         "seconds": clock.seconds,
         "files": files,
@@ -389,17 +358,20 @@ def run(argv: list[str]) -> int:
     clock = PhaseClock()
     start = clock.start()
     with clock("load_data"):
-        train_ds = DubaiAerial(args.data, tiles=args.train_tiles, ignore_index=IGNORE)
-        val_ds = DubaiAerial(args.data, tiles=args.val_tiles, ignore_index=IGNORE)
-        train = load_scaled(train_ds, args.scale, keep_full=False, limit=args.train_limit)
-        val = load_scaled(val_ds, args.scale, keep_full=True, limit=args.val_limit)
+        dm = ScaledDubaiDataModule(
+            args.data, args.train_tiles, args.val_tiles, scale=args.scale, window=args.window,
+            train_limit=args.train_limit, val_limit=args.val_limit, batch_size=args.batch_size,
+            seed=args.seed, ignore_index=IGNORE,
+        )  # fmt: skip
+        train, val = dm.dataset("train"), dm.dataset("test")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    native = sum(int(v.full_mask.size) for v in val if v.full_mask is not None)
+    native = dm.native_pixels()
     print(
-        f"data {train_ds.root}: {len(train)} train images (tiles {args.train_tiles}), "
-        f"{len(val)} val images (tiles {args.val_tiles}, {native / 1e6:.1f} Mpx native), "
-        f"scale {args.scale}; loaded in {clock.seconds['load_data']['wall_s']:.1f}s"
+        f"data {val.folder.root}: {len(train.image_ids)} train images (tiles "
+        f"{args.train_tiles}), {len(val)} val images (tiles {args.val_tiles}, "
+        f"{native / 1e6:.1f} Mpx native), scale {args.scale}; loaded in "
+        f"{clock.seconds['load_data']['wall_s']:.1f}s"
     )
     results: dict[str, Any] = {
         "benchmark": "dubai",
@@ -407,11 +379,11 @@ def run(argv: list[str]) -> int:
         "date": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
         "machine": machine(),
         "data": {
-            "root": str(train_ds.root),
+            "root": str(val.folder.root),
             "train_tiles": args.train_tiles,
             "val_tiles": args.val_tiles,
-            "train_images": [t.id for t in train],
-            "val_images": [v.id for v in val],
+            "train_images": list(train.image_ids),
+            "val_images": list(val.image_ids),
             "val_native_pixels": native,
         },
         "options": {k: v for k, v in vars(args).items() if k not in {"model_list"}},
@@ -420,7 +392,7 @@ def run(argv: list[str]) -> int:
         "seconds": clock.seconds,
     }
     for name in args.model_list:
-        results["models"][name] = run_arm(name, args, train, val, out)
+        results["models"][name] = run_arm(name, args, dm, out)
         # keep finished arms if a later one dies; results.json is written once, at the end
         atomic_write_json(out / "results.partial.json", results)
     clock.stop("total", start)

@@ -11,13 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
-
-from satdifuser.bench.segmentation_common import ScaledImage
-
-DISPLAY_SIDE = 640
-"""Longest side of the images drawn in overlay PNGs."""
 
 
 class PhaseClock:
@@ -69,24 +63,23 @@ def machine() -> dict[str, Any]:
     }
 
 
-def overlay_panel(im: ScaledImage, pred: Tensor) -> tuple[Tensor, Tensor, Tensor, str]:
-    """(image, truth, prediction, title) of one validation image, shrunk for display.
-
-    The prediction and truth are the native-resolution maps that were scored, subsampled
-    (nearest) to at most :data:`DISPLAY_SIDE` pixels on the long side.
-    """
-    assert im.full_mask is not None
-    h, w = im.full_mask.shape
-    f = min(1.0, DISPLAY_SIDE / max(h, w))
-    size = (max(1, round(h * f)), max(1, round(w * f)))
-    img = F.interpolate(
-        im.image[None], size=size, mode="bilinear", antialias=True, align_corners=False
-    )[0].clamp(0, 1)
-
-    def shrink(m: Tensor) -> Tensor:
-        return F.interpolate(m[None, None].float(), size=size, mode="nearest-exact")[0, 0].long()
-
-    return img, shrink(torch.from_numpy(im.full_mask).long()), shrink(pred), im.id
+def segmentation_metrics_of(
+    flat: dict[str, float | None], confusion: Tensor | None, classes: list[str], native: int
+) -> dict[str, Any]:
+    """The task's flat ``test/...`` metrics as the report's dict: ``miou``, ``overall_accuracy``,
+    ``mean_accuracy``, ``f1_macro``, ``iou`` / ``f1`` per class, ``confusion`` (rows: truth),
+    ``pixels`` (scored) and ``ignored_pixels`` (of ``native`` pixels)."""
+    out: dict[str, Any] = {
+        k: float(flat.get(f"test/{k}") or 0.0)
+        for k in ("miou", "overall_accuracy", "mean_accuracy", "f1_macro")
+    }
+    for key in ("iou", "f1"):
+        out[key] = {c: flat.get(f"test/{key}/{c}") for c in classes}
+    conf = confusion if confusion is not None else torch.zeros(len(classes), len(classes))
+    out["confusion"] = conf.long().tolist()
+    out["pixels"] = int(conf.sum())
+    out["ignored_pixels"] = int(native) - out["pixels"]
+    return out
 
 
 def _fmt(v: float | None) -> str:
@@ -107,9 +100,10 @@ def markdown_section(results: dict[str, Any]) -> str:
         f"{d['val_tiles']} ({len(d['val_images'])} whole images, "
         f"{d['val_native_pixels'] / 1e6:.1f} Mpx scored at native resolution, black / unknown "
         "colours ignored)",
-        f"- Setup: images x{o['scale']}, training crops {o['crop']} px from {o['window']} px "
-        f"feature windows, {o['steps']} steps x {o['batch_size']} crops, AdamW lr {o['lr']}, "
-        f"seed {o['seed']}; eval sliding window {o['window']} px, overlap {o['overlap']}; "
+        f"- Setup: images x{o['scale']}, `SegmentationTask` trained by `tasks.fit_and_test` on "
+        f"cached {o['window']} px windows (whole epochs, at least {o['steps']} steps x "
+        f"{o['batch_size']} windows), AdamW lr {o['lr']}, seed {o['seed']}, the last epoch "
+        f"tested; eval sliding window {o['window']} px, overlap {o['overlap']}; "
         f"GW fusion (projection {o['projection_dim']}, bottleneck {o['bottleneck_dim']}, "
         f"{o['fusion_groups']} GN groups) + "
         f"UPerNet ({o['head_channels']} ch); maps of stride >= {o['min_stride']}",
@@ -164,4 +158,4 @@ def markdown_section(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["DISPLAY_SIDE", "PhaseClock", "machine", "markdown_section", "overlay_panel"]
+__all__ = ["PhaseClock", "machine", "markdown_section", "segmentation_metrics_of"]

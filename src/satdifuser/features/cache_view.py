@@ -27,7 +27,7 @@ from torch.utils.data import DataLoader
 
 from satdifuser.errors import ConfigError
 from satdifuser.features.cache_memory import InMemoryFeatures, in_memory_loader
-from satdifuser.features.spec import FeatureInfo, FeatureSpec
+from satdifuser.features.spec import FeatureInfo, FeatureSpec, taps_of, timesteps_of
 
 _STAGE_SPLITS = {
     "fit": ("train", "val"),
@@ -154,6 +154,13 @@ class SelectMaps(nn.Module):
         if isinstance(inner_spec, FeatureSpec):
             self.spec = dataclasses.replace(
                 inner_spec, extra={**inner_spec.extra, "select": self._selection()}
+            )
+        else:  # e.g. EfficientNetLiteExtractor: describe it from its feature_info
+            self.spec = FeatureSpec(
+                timesteps=tuple(timesteps_of(self.feature_info)),
+                taps=tuple(taps_of(self.feature_info)),
+                image_size=int(getattr(extractor, "image_size", 0) or 0),
+                extra={"extractor": type(extractor).__qualname__, "select": self._selection()},
             )
 
     def _selection(self) -> str:
