@@ -8,18 +8,21 @@ for a 2-core CPU budget) on top of a frozen extractor:
   (SatDiFuser, Jia et al., ICCV 2025, arXiv 2503.07890);
 - ``efficientnet``: the last block of every resolution stage of EfficientNet-Lite0 (ImageNet).
 
-Images are downscaled by ``--scale``; training features are extracted once per window and the
-head trains on random crops of them; evaluation predicts each whole validation image with
-overlapping sliding windows and scores every labelled pixel at native resolution. Outputs:
-``results.json`` (raw figures, confusion and per-image metrics, wall and CPU seconds per phase),
-``results.md`` (a ready-to-paste BENCHMARKS section), overlay PNGs and fusion-weight PNGs.
+Images are downscaled by ``--scale``. Each arm is a :class:`~satdifuser.tasks.SegmentationTask`
+trained by ``tasks.fit_and_test``: the features of the ``--window`` grid windows of the training
+images are extracted once into the library's feature cache (``CachedDataModule``; reruns reuse
+them), the task trains whole epochs over them (at least ``--steps`` steps), is validated once
+after the last epoch (no model selection on the scored tile), and is tested on whole validation
+images with its sliding window (overlapping windows averaged), logits upsampled to the native
+mask: every labelled native pixel is scored. Outputs: ``results.json`` (raw figures, confusion,
+wall and CPU seconds per phase), ``results.md`` (a ready-to-paste BENCHMARKS section), overlay
+and fusion-weight PNGs, and each arm's saved model under ``runs/<arm>/model``.
 
 Deviations from the paper's segmentation recipe, all to fit ~15 minutes on 2 CPU cores: fusion
 projection 32 (bottleneck 16, 4 GroupNorm groups) and UPerNet width 32 instead of 384 (96, 32
-groups) and 512; 300 AdamW steps (lr 3e-3) of 8 crops instead of full schedules; images at
-x0.25; the finest (stride-1) decoder level and EfficientNet's head are left out
-(``--min-stride 2``, so both heads run at stride 2); crops are flipped / turned at feature level
-(the features of a turned image are not exactly turned features). Every one of these is an
+groups) and 512; a short AdamW schedule (lr 3e-3) instead of full schedules; images at x0.25;
+no augmentation (cached windows); the finest (stride-1) decoder level and EfficientNet's head
+are left out (``--min-stride 2``, so both heads run at stride 2). Every one of these is an
 option.
 """
 
