@@ -166,7 +166,7 @@ def _to_crs(shapely: Any, poly: Any, src: str, dst: str) -> Any:
     from pyproj import Transformer
 
     tr = Transformer.from_crs(src, dst, always_xy=True)
-    dense = shapely.segmentize(poly, max_segment_length=poly.length / 80 or 1.0)
+    dense = shapely.segmentize(poly, max_segment_length=poly.length / 32 or 1.0)
     return shapely.transform(dense, lambda xy: np.column_stack(tr.transform(xy[:, 0], xy[:, 1])))
 
 
