@@ -99,8 +99,10 @@ OPTION_CASES = {
 }  # fmt: skip
 
 
-@pytest.mark.parametrize("sub", ["fit", "test"])
-@pytest.mark.parametrize("case", list(OPTION_CASES))
+@pytest.mark.parametrize(
+    ("case", "sub"),
+    [*((case, "fit") for case in OPTION_CASES), ("device", "test"), ("int", "validate")],
+)
 def test_bad_option_is_one_line_with_the_fix(
     case: str,
     sub: str,
@@ -119,7 +121,6 @@ def test_bad_option_is_one_line_with_the_fix(
 BUILD_CASES = {
     "max_epochs": (["--trainer.max_epochs", "-3"], "ConfigError: trainer.max_epochs: "),
     "accelerator": (["--trainer.accelerator", "banana"], "ConfigError: trainer.accelerator: "),
-    "devices": (["--trainer.devices", "banana"], "ConfigError: trainer.devices: "),
     "num_classes": (["--model.init_args.num_classes", "-2"],
                     "ConfigError: model.init_args.num_classes: num_classes=-2"),
     "batch_size": (["--data.init_args.batch_size", "0"], "ConfigError: data.init_args: "),

@@ -109,7 +109,8 @@ def _unrecognized(message: str, subcommand: str, options: Iterable[str]) -> str:
     if first in OPTION_ALIASES:
         hint = f"use {OPTION_ALIASES[first]}"
     else:
-        close = difflib.get_close_matches(first, list(options), n=2, cutoff=0.6)
+        groups = [o for o in options if not first.startswith(f"{o}.")]  # not "--trainer"
+        close = difflib.get_close_matches(first, groups, n=2, cutoff=0.6)
         hint = f"did you mean {' or '.join(close)}? " if close else ""
         hint += f"`satdifuser {subcommand} --help` lists the options"
     return f"unrecognized option {first!r} for satdifuser {subcommand}; {hint}"

@@ -52,7 +52,12 @@ from satdifuser.cli.config_errors import (
     trainer_error_message,
 )
 from satdifuser.cli.main import own_error
-from satdifuser.cli.run_folder import check_writable_folder, missing_folders, remove_created
+from satdifuser.cli.run_folder import (
+    check_writable_folder,
+    interrupted_message,
+    missing_folders,
+    remove_created,
+)
 from satdifuser.errors import (
     CheckpointError,
     ConfigError,
@@ -153,7 +158,9 @@ class SatdifuserCLI(LightningCLI):
                 run=run,
             )  # fmt: skip
         except SIGTERMException:
-            raise RunInterruptedError(self._interrupted_message("SIGTERM")) from None
+            trainer = getattr(self, "trainer", None)
+            message = interrupted_message(str(self.subcommand), trainer, BEST_NAME)
+            raise RunInterruptedError(message) from None
         except Exception:
             remove_created(self._created, keep=BEST_NAME)
             raise
@@ -257,11 +264,12 @@ class SatdifuserCLI(LightningCLI):
         if self.subcommand is None:
             return
         ckpt = self._cfg("ckpt_path")
-        key = "trainer.default_root_dir"
+        key, fix = "trainer.default_root_dir", None
         if self.subcommand != "fit" and ckpt not in (None, "best"):
             key = "ckpt_path"
+            fix = f"{self.subcommand} writes beside the checkpoint: copy it to a writable folder"
         out = self.out_dir()
-        check_writable_folder(out, key)
+        check_writable_folder(out, key, fix)
         if self.subcommand == "fit" and (out / BEST_NAME).exists() and not self._cfg("overwrite"):
             raise ConfigError(
                 f"run directory {out} already holds {BEST_NAME}; choose another "
@@ -271,26 +279,6 @@ class SatdifuserCLI(LightningCLI):
         if cache_dir:
             check_writable_folder(Path(cache_dir), "cache_dir")
         self._created = missing_folders(out)
-
-    def _interrupted_message(self, signal_name: str) -> str:
-        sub = str(self.subcommand)
-        trainer = getattr(self, "trainer", None)
-        if sub != "fit" or trainer is None:
-            return f"{sub} stopped by {signal_name} before it finished; no report was written"
-        run = Path(trainer.default_root_dir)
-        where = f"with {trainer.current_epoch}"
-        if trainer.max_epochs is not None and trainer.max_epochs > 0:
-            where += f" of {trainer.max_epochs}"
-        where += " epochs completed"
-        kept = (
-            f"{run / BEST_NAME} holds the best epoch so far"
-            if (run / BEST_NAME).exists()
-            else f"no checkpoint was saved yet ({run} keeps the logs)"
-        )
-        return (
-            f"fit stopped by {signal_name} {where}; {kept}; training did not finish, rerun fit "
-            "(with --overwrite true) to train to the end"
-        )
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
         """Default loggers in ``<run>/logs/<subcommand>`` and the config saver's target path."""

@@ -10,16 +10,18 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 from satdifuser.errors import ConfigError
 
 
-def check_writable_folder(path: Path, key: str) -> None:
+def check_writable_folder(path: Path, key: str, fix: str | None = None) -> None:
     """Raise :class:`ConfigError` unless ``path`` is, or can be created as, a writable folder.
 
     Args:
         path: The folder the command will write into (it may not exist yet).
         key: The config key or option that chose ``path`` (named in the message).
+        fix: What to do when the folder is read-only (default: choose another ``key``).
 
     Raises:
         ConfigError: ``path`` or one of its parents is a file, or the deepest existing folder
@@ -41,7 +43,7 @@ def check_writable_folder(path: Path, key: str) -> None:
     if not os.access(existing, os.W_OK | os.X_OK):
         raise ConfigError(
             f"{key}={str(path)!r}: folder {existing} is not writable (read-only or owned by "
-            f"another user); choose a writable {key} or fix its permissions"
+            f"another user); {fix or f'choose a writable {key} or fix its permissions'}"
         )
 
 
@@ -79,4 +81,35 @@ def remove_created(created: list[Path], keep: str | None = None) -> bool:
     return not run.exists()
 
 
-__all__ = ["check_writable_folder", "missing_folders", "remove_created"]
+def interrupted_message(
+    subcommand: str,
+    trainer: Any,
+    checkpoint: str = "best.safetensors",
+    signal_name: str = "SIGTERM",
+) -> str:
+    """What a run stopped by ``signal_name`` finished and kept (one line).
+
+    Args:
+        subcommand: ``fit``, ``validate`` or ``test``.
+        trainer: The Lightning ``Trainer`` (None when it was not built yet).
+        checkpoint: File name of the run's best checkpoint.
+        signal_name: The signal, as named in the message.
+    """
+    if subcommand != "fit" or trainer is None:
+        return f"{subcommand} stopped by {signal_name} before it finished; no report was written"
+    run = Path(trainer.default_root_dir)
+    done = f"with {trainer.current_epoch}"
+    if trainer.max_epochs is not None and trainer.max_epochs > 0:
+        done += f" of {trainer.max_epochs}"
+    kept = (
+        f"{run / checkpoint} holds the best epoch so far"
+        if (run / checkpoint).exists()
+        else f"no checkpoint was saved yet ({run} keeps the logs)"
+    )
+    return (
+        f"fit stopped by {signal_name} {done} epochs completed; {kept}; training did not finish, "
+        "rerun fit (with --overwrite true) to train to the end"
+    )
+
+
+__all__ = ["check_writable_folder", "interrupted_message", "missing_folders", "remove_created"]
