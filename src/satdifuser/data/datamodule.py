@@ -248,6 +248,26 @@ class GeoTiffFolderDataModule(FolderDataModule):
             )
         return ds
 
+    def input_contract(self) -> dict[str, Any]:
+        """How raw files become model input (saved with the model, applied by ``predict``)."""
+        import numpy as np
+
+        from satdifuser.data.bands import default_range
+
+        ds = self.dataset("train")
+        value_range = self.kw["value_range"] or default_range(np.dtype(ds.dtype))
+        return {
+            "channels": len(ds.bands),
+            "band_names": [ds.band_names[i] for i in ds.bands],
+            "raster": {
+                "bands": [int(i) for i in ds.bands],
+                "file_bands": len(ds.band_names),
+                "scale": self.kw["scale"],
+                "value_range": [float(v) for v in value_range],
+                "percentiles": list(getattr(ds, "percentiles", (2.0, 98.0))),
+            },
+        }
+
     @property
     def task_type(self) -> str:  # type: ignore[override]
         """``classification`` or ``segmentation`` (from the folder layout)."""

@@ -202,6 +202,9 @@ class SatDiFuserModel(nn.Module):
                     f"the model takes {self.in_channels} bands; pass images with those bands"
                 )
             return torch.from_numpy(np.ascontiguousarray(arr))
+        raster = self.input_contract.get("raster")
+        if raster:  # the training reader's own band selection and scaling
+            return self._prepare_like_reader(arr, raster, source)
         if arr.ndim != 3 or arr.shape[0] != self.in_channels:
             raise InputError(
                 f"{source}: has {arr.shape[0] if arr.ndim == 3 else arr.ndim} bands/dims but the "
@@ -227,6 +230,23 @@ class SatDiFuserModel(nn.Module):
                 "[0, 1]; rescale the image first"
             )
         return torch.from_numpy(np.clip(x, 0.0, 1.0))
+
+    def _prepare_like_reader(self, arr: np.ndarray, raster: dict[str, Any], source: str) -> Tensor:
+        from satdifuser.data.bands import scale_bands
+
+        want = int(raster.get("file_bands") or arr.shape[0])
+        if arr.ndim != 3 or arr.shape[0] != want:
+            raise InputError(
+                f"{source}: has {arr.shape[0] if arr.ndim == 3 else arr.ndim} bands but the model "
+                f"was trained on files with {want} bands ({self.input_contract.get('band_names')} "
+                "selected from them); pass rasters of the same product"
+            )
+        x = arr[list(raster["bands"])].astype(np.float32)
+        if not np.isfinite(x).all():
+            raise InputError(f"{source}: holds NaN or Inf pixels; fill or mask them first")
+        lo_hi = tuple(raster.get("value_range") or (0.0, 1.0))
+        pct = tuple(raster.get("percentiles") or (2.0, 98.0))
+        return torch.from_numpy(scale_bands(x, str(raster.get("scale", "fixed")), lo_hi, pct))
 
     # ---------------------------------------------------------------- config
     def config(self) -> dict[str, Any]:
