@@ -144,3 +144,17 @@ def test_a_model_with_an_input_spec_takes_zscored_13_bands_and_saves_it(tmp_path
     assert torch.allclose(model.predict_proba(z), loaded.predict_proba(z), atol=1e-6)
     with pytest.raises(InputError, match="13"):
         loaded.predict(torch.rand(1, 3, 32, 32))
+
+
+def test_a_model_on_a_subset_of_the_maps_round_trips(tmp_path: Path) -> None:
+    from satdifuser.features.cache_view import SelectMaps
+
+    base = make_model()
+    ex = SelectMaps(base.extractor, timesteps=[50])
+    fu = create_fusion("global_weighted", ex.feature_info, **SMALL)
+    head = create_head("linear", fu.out_channels, 3)
+    model = SatDiFuserModel(ex, fu, head, "classification", ["a", "b", "c"]).eval()
+    loaded = SatDiFuserModel.from_pretrained(model.save_pretrained(tmp_path / "sel"))
+    assert [f.timestep for f in loaded.feature_info] == [50] * len(loaded.feature_info)
+    x = torch.rand(2, 3, 32, 32)
+    assert torch.allclose(model.predict_proba(x), loaded.predict_proba(x), atol=1e-6)

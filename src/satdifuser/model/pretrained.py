@@ -118,7 +118,12 @@ def _build_extractor(config: dict[str, Any], backbone: Any, path: Path) -> nn.Mo
     from satdifuser.features.extractor import FeatureExtractor
 
     feats = config["features"]
-    if feats.get("extractor") != "FeatureExtractor" or not isinstance(feats.get("args"), dict):
+    kind, args = feats.get("extractor"), feats.get("args")
+    select = None
+    if kind == "SelectMaps" and isinstance(args, dict):  # a subset of a FeatureExtractor's maps
+        select, args = args.get("select") or {}, args.get("extractor")
+        kind = "FeatureExtractor" if isinstance(args, dict) and "timesteps" in args else None
+    if kind != "FeatureExtractor" or not isinstance(args, dict):
         raise CheckpointError(
             f"{path}: extractor {feats.get('extractor')!r} cannot be rebuilt from a config; pass "
             "extractor= to from_pretrained"
@@ -132,7 +137,12 @@ def _build_extractor(config: dict[str, Any], backbone: Any, path: Path) -> nn.Mo
             f"weights {bb.weights_id()}; pass backbone= with the original weights (the model's "
             "fusion and head only fit those)"
         )
-    return FeatureExtractor(bb, **feats["args"])
+    extractor = FeatureExtractor(bb, **args)
+    if select is None:
+        return extractor
+    from satdifuser.features.cache_view import SelectMaps
+
+    return SelectMaps(extractor, select.get("taps"), select.get("timesteps"))
 
 
 def load_model(
