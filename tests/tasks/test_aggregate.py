@@ -126,5 +126,5 @@ def test_load_normalizer(tmp_path: Path) -> None:
     assert load_normalizer(good) == {"m-eurosat": (0.6, 0.99)}
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"m-eurosat": 3}))
-    with pytest.raises(DataFormatError, match="normalizer.json"):
+    with pytest.raises(DataFormatError, match=r"normalizer\.json"):
         load_normalizer(bad)
