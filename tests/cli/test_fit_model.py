@@ -24,7 +24,7 @@ def _one_thread() -> None:
 def test_fit_saves_a_model_that_predicts_what_test_scores(tmp_path: Path) -> None:
     root = fx_eurosat.make(tmp_path / "eurosat")
     run, cache = tmp_path / "run", tmp_path / "cache"
-    common = ["--data.init_args.root", str(root), "--cache_dir", str(cache)]
+    common = ["--data.init_args.root", str(root), "--cache-dir", str(cache)]  # either spelling
     fast = ["--model.init_args.extractor.init_args.pool", "2",
             "--model.init_args.standardize", "true"]  # fmt: skip
     assert main(["fit", "--config", str(CONF / "eurosat_tiny_pixel.yaml"), *common, *fast,

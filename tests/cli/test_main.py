@@ -109,3 +109,14 @@ def test_debug_before_or_after_the_subcommand_shows_the_traceback(
     assert "Traceback" in err
     assert err.splitlines()[-1].startswith("satdifuser data: error: KeyError")
     assert seen == [["x"]]  # --debug is not passed on to the subcommand
+
+
+def test_a_closed_pipe_is_not_an_error() -> None:
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        f"{sys.executable} -m satdifuser list | head -c 10", shell=True, capture_output=True,
+        text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 0 and proc.stderr == "" and len(proc.stdout) == 10

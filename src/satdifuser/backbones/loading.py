@@ -375,13 +375,14 @@ def is_hub_id(name: str) -> bool:
 def download_from_hub(
     repo_id: str,
     revision: str | None = None,
-    cache_dir: str | None = None,
+    hub_cache_dir: str | None = None,
     local_files_only: bool | None = None,
 ) -> Path:
     """Fetch the parts of a diffusers pipeline repository; return the local snapshot folder.
 
     Only configs, safetensors weights (``.bin`` when a part has no safetensors) and tokenizer files
-    are fetched. With ``HF_HUB_OFFLINE=1`` only the local cache is used.
+    are fetched into ``hub_cache_dir`` (the Hugging Face download cache; not the feature
+    cache). With ``HF_HUB_OFFLINE=1`` only the local cache is used.
     """
     try:
         from huggingface_hub import snapshot_download
@@ -395,7 +396,7 @@ def download_from_hub(
     patterns = ["*.json", "tokenizer/*"]
     for part in parts:
         patterns += [f"{part}/*.safetensors"]
-    kwargs: dict[str, Any] = {"revision": revision, "cache_dir": cache_dir}
+    kwargs: dict[str, Any] = {"revision": revision, "cache_dir": hub_cache_dir}
     if local_files_only is not None:
         kwargs["local_files_only"] = local_files_only
     try:

@@ -257,7 +257,7 @@ def _check(what: str, accepted: list[str], overrides: dict[str, Any]) -> None:
 def _load_hub(
     repo_id: str,
     revision: str | None = None,
-    cache_dir: str | None = None,
+    hub_cache_dir: str | None = None,
     local_files_only: bool | None = None,
     checkpoint: str | None = None,
     unet_folder: str = "unet",
@@ -265,7 +265,7 @@ def _load_hub(
     sample_size: int | None = None,
     prediction_type: PredictionType | None = None,
 ) -> DiffusionBackbone:
-    path = download_from_hub(repo_id, revision, cache_dir, local_files_only)
+    path = download_from_hub(repo_id, revision, hub_cache_dir, local_files_only)
     return DiffusionBackbone.from_pretrained(
         path,
         checkpoint=checkpoint,
@@ -286,7 +286,7 @@ def create_backbone(name_or_path: str, **overrides: Any) -> DiffusionBackbone:
             DiffusionSat release folder, or a hub id ``owner/name``.
         **overrides: Keyword arguments of the factory (``seed``, ``sample_size``,
             ``prediction_type``, ``weights``) or of the loader (``checkpoint``, ``unet_folder``,
-            ``resolution``, ``revision``, ``cache_dir``, ``local_files_only``).
+            ``resolution``, ``revision``, ``hub_cache_dir``, ``local_files_only``).
 
     Raises:
         UnknownNameError: not a name, folder or hub id (close names are suggested).

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 
-from satdifuser.errors import NotAvailableError
+from satdifuser.errors import UnknownNameError
 
 BENCHMARKS: dict[str, str] = {
     "speed": "extraction speed: reference pipeline vs batched truncated pass (CPU)",
@@ -27,26 +27,12 @@ def run(argv: list[str]) -> int:
         return 0
     name, rest = argv[0], argv[1:]
     if name not in BENCHMARKS:
-        raise NotAvailableError(
+        raise UnknownNameError(
             f"unknown benchmark {name!r}; choose one of {', '.join(BENCHMARKS)} "
             "(satdifuser bench --help)"
         )
-    try:
-        module = importlib.import_module(f"satdifuser.bench.{name}")
-    except ModuleNotFoundError as exc:
-        if exc.name == f"satdifuser.bench.{name}":
-            raise NotAvailableError(
-                f"benchmark {name!r} is not built in this version yet; available: "
-                f"{', '.join(n for n in BENCHMARKS if _exists(n)) or 'none'}"
-            ) from None
-        raise
+    module = importlib.import_module(f"satdifuser.bench.{name}")
     return int(module.run(rest) or 0)
-
-
-def _exists(name: str) -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec(f"satdifuser.bench.{name}") is not None
 
 
 __all__ = ["BENCHMARKS", "run"]

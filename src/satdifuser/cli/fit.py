@@ -61,7 +61,6 @@ from satdifuser.cli.run_folder import (
 from satdifuser.errors import (
     CheckpointError,
     ConfigError,
-    NotAvailableError,
     RunInterruptedError,
     SatdifuserError,
 )
@@ -177,9 +176,10 @@ class SatdifuserCLI(LightningCLI):
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         """Top-level ``cache_dir`` and ``overwrite`` options."""
         parser.add_argument(
-            "--cache_dir", type=str | None, default=None,
-            help="Folder of an on-disk feature cache: extract once there, then train/evaluate "
-            "on cached features (built on first use).",
+            "--cache_dir", "--cache-dir", type=str | None, default=None,
+            help="Root of the feature cache (content-addressed <split>-<key> folders, shared with "
+            "extract, demo and bench): extract once there, then train/evaluate on cached "
+            "features. 'auto': $SATDIFUSER_CACHE or ~/.cache/satdifuser/features.",
         )  # fmt: skip
         parser.add_argument(
             "--overwrite", type=bool, default=False,
@@ -276,7 +276,7 @@ class SatdifuserCLI(LightningCLI):
                 "trainer.default_root_dir, or pass --overwrite true to replace that run"
             )
         cache_dir = self._cfg("cache_dir")
-        if cache_dir:
+        if cache_dir and str(cache_dir) != "auto":
             check_writable_folder(Path(cache_dir), "cache_dir")
         self._created = missing_folders(out)
 
@@ -305,13 +305,12 @@ class SatdifuserCLI(LightningCLI):
                 f"{model.sliding_window} do not combine: sliding-window evaluation runs the "
                 "extractor on image windows; remove cache_dir (or set sliding_window: null)"
             )
-        try:
-            from satdifuser.features.cache import CachedDataModule
-        except (ImportError, AttributeError):
-            raise NotAvailableError(
-                f"cache_dir={cache_dir!r} needs satdifuser.features.cache.CachedDataModule, which "
-                "is not available in this version; remove cache_dir to extract features online"
-            ) from None
+        from satdifuser.features.cache import CachedDataModule
+
+        if str(cache_dir) == "auto":
+            from satdifuser.features.cache_root import default_cache_root
+
+            cache_dir = str(default_cache_root())
         keep_image = getattr(model, "task_type", "") == "segmentation"  # image panels in reports
         return CachedDataModule(datamodule, model.extractor, cache_dir, keep_image=keep_image)
 

@@ -14,12 +14,13 @@ traceback`` and exits 1. ``--debug`` (before or after the subcommand) prints the
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 import traceback
 from collections.abc import Sequence
 
 from satdifuser import __version__
-from satdifuser.errors import NotAvailableError, SatdifuserError
+from satdifuser.errors import SatdifuserError, UnknownNameError
 
 # name -> (module under satdifuser.cli, one-line help, pass the subcommand name through)
 SUBCOMMANDS: dict[str, tuple[str, str, bool]] = {
@@ -49,15 +50,7 @@ Run `satdifuser <subcommand> --help` for the options of one subcommand.
 
 def _load(name: str) -> object:
     module, _, _ = SUBCOMMANDS[name]
-    try:
-        return importlib.import_module(f"satdifuser.cli.{module}")
-    except ModuleNotFoundError as exc:
-        if exc.name == f"satdifuser.cli.{module}":
-            raise NotAvailableError(
-                f"subcommand {name!r} is not available in satdifuser {__version__} yet; "
-                "run `satdifuser --help` for the subcommands that are"
-            ) from None
-        raise
+    return importlib.import_module(f"satdifuser.cli.{module}")
 
 
 def own_error(exc: BaseException) -> SatdifuserError | None:
@@ -121,7 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             close = difflib.get_close_matches(name, list(SUBCOMMANDS), n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise NotAvailableError(
+            raise UnknownNameError(
                 f"unknown subcommand {name!r}{hint}; run `satdifuser --help` for the list"
             )
         module = _load(name)
@@ -130,6 +123,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"satdifuser {name}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # e.g. `satdifuser list | head`: the reader left; not an error
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
     except Exception as exc:
         if debug:
             traceback.print_exc()
