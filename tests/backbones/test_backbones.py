@@ -193,7 +193,9 @@ def test_hub_id_resolves_through_huggingface_hub_cache(tmp_path: Path) -> None:
     bb.save_pretrained(repo / "snapshots" / commit)
     (repo / "refs").mkdir()
     (repo / "refs" / "main").write_text(commit)
-    loaded = create_backbone("satdifuser/tiny-sd", hub_cache_dir=str(tmp_path), local_files_only=True)
+    loaded = create_backbone(
+        "satdifuser/tiny-sd", hub_cache_dir=str(tmp_path), local_files_only=True
+    )
     assert loaded.weights_id() == bb.weights_id()
     assert loaded.name == "satdifuser/tiny-sd"
     with pytest.raises(CheckpointError, match="cannot fetch hub repository"):
