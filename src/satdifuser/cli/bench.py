@@ -11,6 +11,7 @@ BENCHMARKS: dict[str, str] = {
     "eurosat": "EuroSAT classification benchmark",
     "dubai": "Dubai aerial segmentation benchmark",
     "probe_speed": "whole 40-epoch GW probe: reference recomputation vs extract-once cache",
+    "geobench": "GEO-Bench protocol: tasks x partitions x seeds x models, IQM, resumable",
 }
 
 USAGE = (
