@@ -212,3 +212,15 @@ def test_model_specs_and_partition_names() -> None:
 def test_unknown_task_is_one_clear_error(root: Path, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"--tasks m-nope not found .* found: m-eurosat"):
         geobench.run(argv(root, tmp_path / "o", tmp_path / "c", **{"--tasks": "m-nope"}))
+
+
+def test_efficientnet_baseline_on_classification_and_segmentation(
+    root: Path, tmp_path: Path
+) -> None:
+    pytest.importorskip("efficientnet_lite_pytorch")
+    args = argv(root, tmp_path / "out", tmp_path / "cache",
+                **{"--models": "efficientnet_lite0", "--seeds": "0", "--effnet-size": "32"})
+    assert geobench.run(args) == 0
+    rows = read_csv(tmp_path / "out" / "runs.csv")
+    assert {(r["task"], r["metric"]) for r in rows if r["status"] == "ok"} >= {
+        ("m-eurosat", "overall_accuracy"), ("m-nz-cattle", "miou")}

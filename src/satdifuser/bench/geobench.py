@@ -391,12 +391,14 @@ class GeoBenchSweep:
         pool = None if task_type == "segmentation" else r.pool
         if spec.kind == "efficientnet_lite0":
             from satdifuser.baselines import EfficientNetLiteExtractor
+            from satdifuser.features.cache_view import SelectMaps
             from satdifuser.features.pooling import PooledExtractor
 
             ex: Any = EfficientNetLiteExtractor("imagenet", image_size=r.effnet_size,
                                                 include_head=False)  # fmt: skip
-            if pool is not None:
-                ex = PooledExtractor(ex, pool)
+            # pooled (classification) or every stage map (segmentation; SelectMaps gives the
+            # bare extractor the feature spec the cache keys on, as bench dubai does)
+            ex = PooledExtractor(ex, pool) if pool is not None else SelectMaps(ex, taps=None)
         else:
             from satdifuser.bench.features import tap_groups
             from satdifuser.features import FeatureExtractor
@@ -486,6 +488,8 @@ class GeoBenchSweep:
                  f"feature cache {self.cache}")  # fmt: skip
         self.out.mkdir(parents=True, exist_ok=True)
         self.write_csv(runs)
+        checks = {(r.task, r.partition): self.split_sizes(r.task, r.partition) for r in todo}
+        to_train = sum(1 for r in todo if checks[(r.task, r.partition)][1] is None)
         t_start, done_s, n_done = time.perf_counter(), 0.0, 0
         groups: dict[tuple[str, str, str], tuple[Any, Any, dict[str, Any]]] = {}
         for i, run in enumerate(todo, 1):
@@ -493,7 +497,7 @@ class GeoBenchSweep:
             if run.folder.exists():  # a run killed before its result: start it afresh
                 shutil.rmtree(run.folder)
             run.folder.mkdir(parents=True, exist_ok=True)
-            sizes, reason = self.split_sizes(run.task, run.partition)
+            sizes, reason = checks[(run.task, run.partition)]
             head = {"config_hash": run.config_hash(), "config": run.config, "task": run.task,
                     "partition": run.partition, "seed": run.seed, "model": run.model.name,
                     "split_sizes": sizes}  # fmt: skip
@@ -515,9 +519,10 @@ class GeoBenchSweep:
             self.results[run.key] = res
             self.write_csv(runs)
             dt = time.perf_counter() - t0
-            done_s, n_done = done_s + dt, n_done + 1
+            if reason is None:  # the ETA counts trained runs only (a skip costs nothing)
+                done_s, n_done = done_s + dt, n_done + 1
             left = len(todo) - i
-            eta = done_s / n_done * left
+            eta = done_s / max(1, n_done) * (to_train - n_done)
             self.log(f"[{i}/{len(todo)}] {run.key}: {line} ({dt:.1f} s); elapsed "
                      f"{_dur(time.perf_counter() - t_start)}, ETA {_dur(eta)} "
                      f"({left} runs left)")  # fmt: skip
