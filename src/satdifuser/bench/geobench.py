@@ -736,7 +736,9 @@ class GeoBenchSweep:
         ax.set_xticks(range(len(self.partitions)), self.partitions)
         ax.set_xlim(-0.5, len(self.partitions) - 0.5)
         ax.set_ylabel("normalised IQM (95 % CI)")
-        ax.set_title(f"GEO-Bench IQM over {len(self.tasks)} task(s)")
+        scored = {r.task for r in agg if r.task != AGGREGATED and not math.isnan(r.iqm)}
+        ax.set_title(f"GEO-Bench normalised IQM ({len(scored)} of {len(self.tasks)} tasks "
+                     "scored)", fontsize=10)  # fmt: skip
         ax.grid(axis="y", alpha=0.3)
         ax.legend(fontsize=7, loc="best")
         fig.tight_layout()
