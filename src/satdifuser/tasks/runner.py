@@ -101,7 +101,8 @@ def _fit_and_test(task: BaseTask, datamodule: Any, out: Path, max_epochs: int,
     t0 = time.perf_counter()
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", ".*does not have many workers.*")
-        warnings.filterwarnings("ignore", ".*modules in eval mode.*")
+        warnings.filterwarnings("ignore", ".*in eval mode.*")
+        warnings.filterwarnings("ignore", ".*LeafSpec.*")
         trainer.fit(task, datamodule=datamodule)
     seconds["fit"] = time.perf_counter() - t0
     best = out / BEST_NAME
@@ -113,6 +114,7 @@ def _fit_and_test(task: BaseTask, datamodule: Any, out: Path, max_epochs: int,
         t0 = time.perf_counter()
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", ".*does not have many workers.*")
+            warnings.filterwarnings("ignore", ".*LeafSpec.*")
             trainer.test(task, datamodule=datamodule, verbose=False)
         seconds["test"] = time.perf_counter() - t0
         result.test = dict(task.results.get("test", {}))
