@@ -19,6 +19,7 @@ from satdifuser.bench.common import cpu_description
 from satdifuser.bench.recipe import ProbeConfig
 from satdifuser.errors import DatasetNotFoundError
 from satdifuser.features.cache_root import default_cache_root
+from satdifuser.tasks.runner import seed_init
 
 Log = Callable[[str], None]
 
@@ -140,6 +141,7 @@ def run_demo(cfg: DemoConfig, log: Log = print) -> dict[str, Any]:
         root = Path(cfg.download_root)
         log(f"EuroSAT not found locally: downloading the official archive into {root}")
     bb = load_backbone(cfg.backbone)
+    seed_init(cfg.seed)  # initialisation of fusion and head, as fit's seed_everything does
     task, data = demo_recipe(cfg, bb, root)
     epochs = int(task.hparams["max_epochs"])
     out = Path(cfg.out)

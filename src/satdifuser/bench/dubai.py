@@ -49,6 +49,7 @@ from satdifuser.data.scaled_tiles import FitTestDataModule, ScaledDubaiDataModul
 from satdifuser.errors import ConfigError
 from satdifuser.features.cache_root import default_cache_root
 from satdifuser.features.cache_view import SelectMaps
+from satdifuser.tasks.runner import seed_init
 from satdifuser.viz import atomic_write_json, atomic_write_text, plot_fusion_weights
 
 MODELS = ("satdifuser", "efficientnet")
@@ -292,6 +293,7 @@ def run_arm(name: str, args: argparse.Namespace, dm: ScaledDubaiDataModule, out:
     print(f"[{name}] {n_train} training windows of {args.window} px (cached in "
           f"{cached.folders['train'].parent}); training {epochs} epochs of "
           f"{math.ceil(n_train / args.batch_size)} steps x {args.batch_size} ...")  # fmt: skip
+    seed_init(args.seed)  # the seed decides the initialisation of fusion and head
     task = SegmentationTask(
         ex, len(DUBAI_CLASSES), fusion="global_weighted",
         fusion_args={"projection_dim": args.projection_dim, "bottleneck_dim": args.bottleneck_dim,

@@ -44,6 +44,7 @@ from satdifuser.bench.merge import earlier_rows
 from satdifuser.bench.recipe import ProbeConfig, classification_task, fit_task
 from satdifuser.errors import ConfigError
 from satdifuser.features.cache_root import default_cache_root
+from satdifuser.tasks.runner import seed_init
 
 FUSION_NAMES = {
     "concat": "concat",
@@ -246,6 +247,7 @@ class Bench:
                     view = CachedView(cached, train_budget=b, taps=taps, timesteps=timesteps,
                                       batch_size=cfg.batch_size, seed=s)  # fmt: skip
                     n_train = len(view.split("train"))
+                    seed_init(s)  # the seed decides the initialisation too
                     task, epochs = classification_task(model_extractor, cfg,
                                                        len(self.class_names), n_train)  # fmt: skip
                     method = f"{label} {SHORT[fusion]}"

@@ -48,6 +48,7 @@ from pathlib import Path
 from typing import Any
 
 from satdifuser.errors import ConfigError, DataFormatError, DatasetNotFoundError
+from satdifuser.tasks.runner import seed_init
 
 FUSIONS = {"concat": "concat", "gw": "global_weighted", "global_weighted": "global_weighted",
            "lw": "local_weighted", "local_weighted": "local_weighted", "moe": "moe"}  # fmt: skip
@@ -255,6 +256,7 @@ def train_run(run: Run, data: Any, extractor: Any, info: dict[str, Any], recipe:
     from satdifuser.tasks import fit_and_test
 
     data.datamodule.seed = run.seed  # batch order of this seed (the cache is shared)
+    seed_init(run.seed)  # the seed also decides the initialisation of fusion and head
     task = build_task(info["task_type"], extractor, info["num_classes"], recipe,
                       run.model.fusion, info["ignore_index"], info["classes"],
                       info["sizes"]["train"])  # fmt: skip

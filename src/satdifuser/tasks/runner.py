@@ -65,6 +65,15 @@ def fit_and_test(
                              progress, test)  # fmt: skip
 
 
+def seed_init(seed: int) -> None:
+    """Seed every RNG before a task is built, as ``satdifuser fit`` does (``seed_everything``),
+    so that the seed decides the initialisation of fusion and head, not only the batch order."""
+    from lightning.pytorch import seed_everything
+
+    with _quiet_lightning():
+        seed_everything(seed, workers=True, verbose=False)
+
+
 @contextmanager
 def _quiet_lightning() -> Iterator[None]:
     """Lightning's INFO lines (GPU available: False, tips) are noise in a CPU demo."""
@@ -122,4 +131,4 @@ def _fit_and_test(task: BaseTask, datamodule: Any, out: Path, max_epochs: int,
     return result
 
 
-__all__ = ["RunResult", "fit_and_test"]
+__all__ = ["RunResult", "fit_and_test", "seed_init"]
