@@ -17,6 +17,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from satdifuser.cli import validate
 from satdifuser.errors import ConfigError
 
 
@@ -68,6 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--threshold", type=float, default=0.5, help="multilabel decision threshold")
     p.add_argument("--device", default=None, help="torch device for the model (default: as loaded)")
+    p.add_argument("--threads", type=validate.positive_int, default=None,
+                   help="torch CPU threads (default: all)")  # fmt: skip
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     return p
 
@@ -111,6 +114,10 @@ def run(argv: list[str]) -> int:
         raise ConfigError(f"--batch-size {args.batch_size} must be >= 1")
     from satdifuser.predict import predict
 
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     model = load_model(args.model, args.device)
     bar = _Progress(args.no_progress)
     try:
