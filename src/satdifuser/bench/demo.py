@@ -63,23 +63,6 @@ class DemoConfig:
     progress: bool = True
 
 
-def open_eurosat(cfg: DemoConfig, log: Log) -> tuple[Any, Any]:
-    """Train (first ``budget`` per class) and test splits; downloads when nothing is found."""
-    from satdifuser.data.eurosat import EuroSAT
-    from satdifuser.data.roots import resolve_data_root
-
-    try:
-        root = resolve_data_root(cfg.data, EuroSAT.folder_name)
-    except DatasetNotFoundError:
-        if not cfg.download:
-            raise
-        root = Path(cfg.download_root)
-        log(f"EuroSAT not found locally: downloading the official archive into {root}")
-    train = EuroSAT(root, split="train", budget=cfg.budget, download=cfg.download)
-    test = EuroSAT(root, split="test")
-    return train, test
-
-
 def demo_recipe(cfg: DemoConfig, backbone: Any, root: Path) -> tuple[Any, Any]:
     """The task and data module of the demo: exactly what ``configs/eurosat_shipped.yaml``
     builds (``fit`` on that config trains the same model)."""
@@ -260,4 +243,4 @@ def summary_table(
     return "\n".join(lines)
 
 
-__all__ = ["DemoConfig", "open_eurosat", "run_demo", "summary_table"]
+__all__ = ["DemoConfig", "demo_recipe", "run_demo", "summary_table"]

@@ -7,11 +7,12 @@ import platform
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor
+
+from satdifuser._system import cpu_model
 
 
 class PhaseClock:
@@ -44,14 +45,7 @@ class PhaseClock:
 
 def machine() -> dict[str, Any]:
     """CPU model, cores, torch version and threads."""
-    cpu = platform.processor() or ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_model()
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     return {
         "cpu": cpu or "unknown",

@@ -29,6 +29,7 @@ from typing import Any
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from satdifuser._system import cpu_model
 from satdifuser.backbones import DiffusionBackbone, create_backbone
 from satdifuser.errors import ConfigError
 from satdifuser.features import FeatureExtractor
@@ -41,13 +42,7 @@ REFERENCE_TAPPED = (21, 61, 161)
 
 # ----------------------------------------------------------------------------- machine
 def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
+    return cpu_model()
 
 
 def _cpu_flags() -> list[str]:

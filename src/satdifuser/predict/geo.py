@@ -8,28 +8,11 @@ come from ``rasterio.warp.transform``.
 from __future__ import annotations
 
 import math
-from types import ModuleType
 from typing import Any
 
-from satdifuser.errors import DependencyNotFoundError
+from satdifuser.data.crs import PIP_GEO, import_rasterio
 
-PIP_GEO = 'pip install "satdifuser[geo]"'
 GEOTIFF_SUFFIXES: tuple[str, ...] = (".tif", ".tiff")
-
-
-def import_rasterio() -> ModuleType:
-    """Import rasterio, or raise :class:`DependencyNotFoundError` with the pip line.
-
-    Raises:
-        DependencyNotFoundError: rasterio is not installed.
-    """
-    try:
-        import rasterio
-    except ImportError:
-        raise DependencyNotFoundError(
-            f"reading and writing GeoTIFFs needs rasterio, which is not installed; run: {PIP_GEO}"
-        ) from None
-    return rasterio
 
 
 def is_georeferenced(dataset: Any) -> bool:

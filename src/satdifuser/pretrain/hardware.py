@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import platform
-from pathlib import Path
-
 import torch
 
+from satdifuser._system import cpu_model
 from satdifuser.errors import ConfigError
 
 
@@ -56,13 +54,6 @@ def hardware_name(device: torch.device) -> str:
     """A readable name of the compute: CPU model, threads and native bf16, or the CUDA device."""
     if device.type == "cuda":
         return f"cuda: {torch.cuda.get_device_name(device)}"
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_model()
     isa = ", native bf16" if bf16_native(device) else ""  # tells CPU generations of one name apart
     return f"cpu: {cpu} ({torch.get_num_threads()} threads{isa})"
