@@ -17,7 +17,7 @@ ALLOWED: dict[str, set[str]] = {
     "viz": set(),
     "heads": set(),
     "fusion": {"features.spec"},
-    "baselines": {"features.spec", "tasks.metrics"},
+    "baselines": {"features.spec", "features.extractor", "features.taps", "tasks.metrics"},
     "features": {"backbones", "data"},
     "interop": {"backbones", "features", "fusion", "heads", "model.inputs"},
     "pretrain": {"data", "backbones"},

@@ -19,11 +19,7 @@ FORBIDDEN_BASES = {"Module", "Dataset", "IterableDataset", "LightningModule",
 FORBIDDEN_MODULES = ("safetensors", "satdifuser.features.cache_shard",
                      "satdifuser.features.cache_format")  # fmt: skip
 FORBIDDEN_NAMES = {"shard_tensors", "safe_open", "load_file", "load_index", "load_state_dict"}
-KNOWN = {
-    # timing harness of the issue-5 measurement: it re-creates the reference's per-batch
-    # recomputation (an nn.Module) over in-memory images; left as is, listed in the report
-    "probe_speed.py": {"class ReferenceStyleExtractor(Module)", "class _ImageSet(Dataset)"},
-}
+KNOWN: dict[str, set[str]] = {}
 
 
 def _base(node: ast.expr) -> str:

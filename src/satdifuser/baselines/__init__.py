@@ -7,6 +7,9 @@
   :func:`linear_probe` (logistic regression on pooled cached features, see
   :func:`pooled_vectors`) and :class:`SmallCNN` trained from scratch by
   :func:`train_small_cnn`.
+- The reference's own pipeline: :class:`ReferenceStyleExtractor` (features recomputed in every
+  batch, 10 UNet passes per image, full maps) and its training loop :func:`reference_probe`
+  (what ``bench probe_speed`` times against the cache).
 
 The training functions load lazily (they need ``satdifuser.tasks.metrics``).
 """
@@ -21,9 +24,12 @@ from satdifuser.baselines.small_cnn import SmallCNN
 _LAZY = {
     "BaselineResult": "satdifuser.baselines.results",
     "CNNConfig": "satdifuser.baselines.cnn_training",
+    "ReferenceProbeResult": "satdifuser.baselines.reference_extractor",
+    "ReferenceStyleExtractor": "satdifuser.baselines.reference_extractor",
     "linear_probe": "satdifuser.baselines.logistic_probe",
     "load_images": "satdifuser.baselines.cnn_training",
     "pooled_vectors": "satdifuser.baselines.logistic_probe",
+    "reference_probe": "satdifuser.baselines.reference_extractor",
     "train_small_cnn": "satdifuser.baselines.cnn_training",
 }
 
@@ -40,9 +46,12 @@ __all__ = [
     "BaselineResult",
     "CNNConfig",
     "EfficientNetLiteExtractor",
+    "ReferenceProbeResult",
+    "ReferenceStyleExtractor",
     "SmallCNN",
     "linear_probe",
     "load_images",
     "pooled_vectors",
+    "reference_probe",
     "train_small_cnn",
 ]

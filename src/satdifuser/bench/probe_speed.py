@@ -1,91 +1,55 @@
-"""``satdifuser bench probe_speed``: wall time of a whole 40-epoch GW probe, reference vs cache.
+"""``satdifuser bench probe_speed``: a whole GW probe end to end, reference vs library path.
 
-Both sides train the same model (``ClassificationTask``'s GW fusion + linear head, Adam,
-warm-up + cosine per epoch) on the same images, for ``--epochs`` epochs of train + val:
+Both sides train the same model recipe (``bench.recipe``: GW fusion + linear head, Adam,
+warm-up + cosine over ``--epochs``, batch ``--batch-size``) on the same images for the same
+epochs, validating every epoch:
 
-- reference-style: every batch of every epoch (training and validation) recomputes its
-  features like the reference (VAE posterior sample, 10 full DDIM-inversion UNet passes at
-  t = -1, 1, 21, ..., 161, taps at 21/61/161; ``method.md`` sections 1, 4, 11);
-- satdifuser: one pass of :class:`FeatureExtractor` per image written to the on-disk cache
-  (``build_feature_cache``, float16), then every epoch reads the cache.
+- reference (``satdifuser.baselines.reference_probe`` over :class:`ReferenceStyleExtractor`):
+  every batch of every epoch, training and validation alike, recomputes full-size features the
+  reference's way (VAE posterior sample, 10 DDIM-inversion UNet passes at t = -1, 1, 21, ..., 161,
+  taps at 21/61/161; ``method.md`` sections 1, 4, 11); no standardiser (the reference has none);
+- satdifuser, the path users call: ``FeatureExtractor(..., pool=--pool)`` -> one extraction into
+  the content-addressed cache (``CachedDataModule``, a fresh cache folder, served from memory)
+  -> ``ClassificationTask(standardize=True)`` trained by ``tasks.fit_and_test`` (the code path
+  of ``satdifuser fit``), which also saves the best epoch's model in the run folder.
 
-``--measure-epochs E`` times E epochs of each side (the whole probe when E = ``--epochs``) and
-extrapolates to ``--full-train``/``--full-val`` images and ``--epochs`` epochs with::
-
-    T_ref  = epochs * (n_train * ref_train + n_val * ref_val)
-    T_ours = (n_train + n_val) * ours_extract + epochs * (n_train * ours_train + n_val * ours_val)
-
-where each term is a measured wall time per image (``ref_train`` = extraction + training step,
-``ours_train`` = cache read + training step). Per-image training costs at small batches
-overestimate ours, so the extrapolated ratio is conservative.
+Each side is timed end to end (ours: extraction + standardiser + training + validation + saving
+the model). By default the whole probe is run (``--measure-epochs`` = ``--epochs``); the
+reference's first epoch gives a printed estimate of its duration before the rest runs.
+``--measure-epochs E`` < ``--epochs`` runs E epochs and scales the epoch costs (labelled
+ESTIMATED). ``--full-train``/``--full-val`` add one EXTRAPOLATED line, linear in the images.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shutil
 import tempfile
 import time
 import warnings
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import torch
-from torch import Tensor, nn
-from torch.utils.data import DataLoader, TensorDataset
+from torch import Tensor
 
-from satdifuser.bench.speed import REFERENCE_CALLS, _cpu_model, _mem_total_gb
+from satdifuser.baselines.reference_extractor import (
+    REFERENCE_TIMESTEPS,
+    ReferenceProbeResult,
+    ReferenceStyleExtractor,
+    reference_probe,
+)
+from satdifuser.bench.recipe import ProbeConfig, classification_task
+from satdifuser.bench.speed import _cpu_model, _mem_total_gb
 from satdifuser.errors import ConfigError
-from satdifuser.features.cache import build_feature_cache
-from satdifuser.features.extractor import FeatureExtractor
-from satdifuser.features.taps import installed_taps, latent_sizes, to_map
-from satdifuser.tasks import ClassificationTask
-from satdifuser.tasks.schedule import warmup_cosine_lr
 
-TIMESTEPS = (21, 61, 161)
-
-
-class ReferenceStyleExtractor(nn.Module):
-    """The reference's per-batch extraction with our extractor's taps and output order.
-
-    Args:
-        fx: The extractor whose backbone, taps, working size and ``feature_info`` are reused.
-        seed: Seed of the posterior sample.
-    """
-
-    def __init__(self, fx: FeatureExtractor, seed: int = 42) -> None:
-        super().__init__()
-        self.fx, self.seed = fx, seed
-        self.feature_info = fx.feature_info
-
-    def forward(self, images: Tensor, meta: Tensor | None = None) -> list[Tensor]:
-        """(B, 3, H, W) in [0, 1] -> maps in ``feature_info`` order, 10 full UNet passes."""
-        fx = self.fx
-        bb = fx.backbone
-        with torch.inference_mode():
-            x = bb.encode(fx.prepare(images), "sample", self.seed).float()
-            sizes = latent_sizes(x.shape[-2], x.shape[-1], len(bb.unet.down_blocks))  # type: ignore[arg-type]
-            n = x.shape[0]
-            cond = fx._prompt
-            ehs = None if cond is None else cond.expand(n, -1, -1)
-            labels = bb.metadata_labels(None, n, use_metadata=False)
-            alphas = bb.alphas_cumprod.float()
-            found: dict[int, dict[str, Tensor]] = {}
-            for i, t in enumerate(REFERENCE_CALLS):
-                taps = fx.tap_names if t in TIMESTEPS else []
-                with installed_taps(bb.unet, taps) as store:
-                    eps = bb.unet_forward(x, torch.full((n,), t), ehs, labels).float()
-                if t in TIMESTEPS:
-                    found[t] = {k: to_map(v.float(), sizes) for k, v in store.items()}
-                t_next = REFERENCE_CALLS[i + 1] if i + 1 < len(REFERENCE_CALLS) else t + 20
-                a = alphas[t] if t >= 0 else torch.tensor(1.0)
-                a_next = alphas[t_next]
-                x0 = (x - (1 - a).sqrt() * eps) / a.sqrt()
-                x = a_next.sqrt() * x0 + (1 - a_next).sqrt() * eps
-        return [found[f.timestep][f.tap].clone() for f in self.feature_info]
+TIMESTEPS = REFERENCE_TIMESTEPS
+NUM_CLASSES = 10
+DEFAULT_BACKBONE = "satdifuser-eurosat-tiny"
 
 
 def _images(
@@ -110,155 +74,236 @@ def _images(
             )
     except Exception as exc:  # any data problem: fall back to random images
         warnings.warn(f"EuroSAT unavailable ({exc}); timing random images", stacklevel=2)
-    g = torch.Generator().manual_seed(offset)
-    return torch.rand(n, 3, size, size, generator=g), torch.arange(n) % 10, "random"
-
-
-def _epoch(
-    task: ClassificationTask, loader: DataLoader, source: Any, opt: Any | None, bf16: bool
-) -> tuple[float, float]:
-    """One pass over ``loader``; trains when ``opt`` is given. Returns (wall, CPU) seconds."""
-    start, cpu = time.perf_counter(), time.process_time()
-    task.fusion.train(opt is not None)
-    task.head.train(opt is not None)
-    for batch in loader:
-        feats, y = source(batch)
-        autocast = torch.autocast(feats[0].device.type, dtype=torch.bfloat16, enabled=bf16)
-        if opt is None:
-            with torch.no_grad(), autocast:
-                task.forward_features(feats)
-            continue
-        with autocast:
-            loss = task.loss_fn(task.forward_features(feats).float(), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-    return time.perf_counter() - start, time.process_time() - cpu
-
-
-def _probe(
-    fx: FeatureExtractor, train: DataLoader, val: DataLoader, source: Any, epochs: int,
-    args: argparse.Namespace,
-) -> dict[str, float]:  # fmt: skip
-    torch.manual_seed(0)
-    fusion_args = {"projection_dim": args.projection_dim}
-    task = ClassificationTask(fx, num_classes=10, fusion_args=fusion_args)
-    opt = torch.optim.Adam(task.trainable_parameters(), lr=1e-2)
-    bf16 = args.train_dtype == "bfloat16"
-    out = dict.fromkeys(("train_s", "val_s", "train_cpu_s", "val_cpu_s"), 0.0)
-    for e in range(epochs):
-        for g in opt.param_groups:
-            g["lr"] = warmup_cosine_lr(e, 1e-2, 5, 2e-5, args.epochs, 1e-5)
-        for phase, loader, o in (("train", train, opt), ("val", val, None)):
-            wall, cpu = _epoch(task, loader, source, o, bf16)
-            out[f"{phase}_s"] += wall
-            out[f"{phase}_cpu_s"] += cpu
-    return out
+    g = torch.Generator().manual_seed(offset + (0 if split == "train" else 1))
+    return torch.rand(n, 3, size, size, generator=g), torch.arange(n) % NUM_CLASSES, "random"
 
 
 def build_parser() -> argparse.ArgumentParser:
     """Options of ``satdifuser bench probe_speed``."""
     p = argparse.ArgumentParser(
         prog="satdifuser bench probe_speed",
-        description="Whole-probe wall time: reference-style recomputation vs extract-once cache.",
+        description="Whole-probe wall time, end to end: the reference's per-batch recomputation "
+        "vs the library path (pooled extraction once -> cache -> fit_and_test).",
     )
-    p.add_argument("--backbone", default="sd21", help="sd21 (random weights) or tiny-sd, ...")
-    p.add_argument("--size", type=int, default=None, help="working size (256; tiny: default)")
-    p.add_argument("--train-images", type=int, default=2, help="measured training images")
-    p.add_argument("--val-images", type=int, default=2, help="measured validation images")
-    p.add_argument("--measure-epochs", type=int, default=1, help="epochs timed on each side")
+    p.add_argument("--backbone", default=DEFAULT_BACKBONE, help="registered name or folder")
+    p.add_argument("--size", type=int, default=None,
+                   help="working size (default: the backbone's; the paper's S is 256)")  # fmt: skip
+    p.add_argument("--pool", type=int, default=4,
+                   help="max side of our pooled maps (default 4; 0 = full maps)")  # fmt: skip
+    p.add_argument("--train-images", type=int, default=100, help="training images")
+    p.add_argument("--val-images", type=int, default=50, help="validation images")
     p.add_argument("--epochs", type=int, default=40, help="epochs of the whole probe")
-    p.add_argument("--full-train", type=int, default=2000, help="train images to extrapolate to")
-    p.add_argument("--full-val", type=int, default=1000, help="val images to extrapolate to")
-    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--measure-epochs", type=int, default=None,
+                   help="epochs run per side (default: --epochs, the whole probe)")  # fmt: skip
+    p.add_argument("--full-train", type=int, default=0,
+                   help="also extrapolate to this many train images (0: off)")  # fmt: skip
+    p.add_argument("--full-val", type=int, default=0, help="... and val images (0: off)")
+    p.add_argument("--batch-size", type=int, default=32,
+                   help="train/val batch, both sides (reference EuroSAT: 32)")  # fmt: skip
+    p.add_argument("--extract-batch-size", type=int, default=16, help="our one-off extraction")
     p.add_argument("--projection-dim", type=int, default=384, help="GW projection (paper: 384)")
-    p.add_argument("--train-dtype", choices=["float32", "bfloat16"], default="float32",
-                   help="fusion+head precision, both sides (bfloat16: autocast)")  # fmt: skip
+    p.add_argument("--bottleneck-dim", type=int, default=96, help="GW bottleneck (paper: 96)")
+    p.add_argument("--seed", type=int, default=0, help="initialisation and batch order")
     p.add_argument("--root", default=None, help="EuroSAT root (random images when absent)")
     p.add_argument("--threads", type=int, default=None)
-    p.add_argument("--cache-dir", default=None, help="where the temporary cache goes")
+    p.add_argument("--cache-dir", default=None, help="where the temporary (fresh) cache goes")
+    p.add_argument("--run-dir", default=None,
+                   help="run folder of our fit (default: next to --out, dated)")  # fmt: skip
     p.add_argument("--out", default="bench_probe_speed.json", help="JSON report")
     return p
 
 
+def _check(args: argparse.Namespace) -> int:
+    E = args.epochs if args.measure_epochs is None else args.measure_epochs
+    small = {"--train-images": args.train_images, "--val-images": args.val_images,
+             "--epochs": args.epochs, "--measure-epochs": E, "--batch-size": args.batch_size,
+             "--extract-batch-size": args.extract_batch_size,
+             "--projection-dim": args.projection_dim,
+             "--bottleneck-dim": args.bottleneck_dim}  # fmt: skip
+    bad = [f"{k} {v}" for k, v in small.items() if v < 1]
+    if bad:
+        raise ConfigError(f"{', '.join(bad)}: must be >= 1")
+    if E > args.epochs:
+        raise ConfigError(f"--measure-epochs {E} exceeds --epochs {args.epochs}")
+    if args.pool < 0 or min(args.full_train, args.full_val) < 0:
+        raise ConfigError("--pool, --full-train, --full-val must be >= 0 (0: off)")
+    return E
+
+
+def _recipe(args: argparse.Namespace, standardize: bool) -> ProbeConfig:
+    """The shared recipe: exactly ``--epochs`` epochs (no minimum step count)."""
+    groups = math.gcd(32, args.projection_dim, args.bottleneck_dim)
+    return ProbeConfig(
+        fusion="global_weighted", projection_dim=args.projection_dim,
+        bottleneck_dim=args.bottleneck_dim, num_groups=groups, epochs=args.epochs,
+        min_steps=1, batch_size=args.batch_size, standardize=standardize,
+    )  # fmt: skip
+
+
+def _say(text: str) -> None:
+    print(text, flush=True)
+
+
+def _reference_side(
+    fx: Any, xs: Tensor, ys: Tensor, vx: Tensor, vy: Tensor, E: int, args: argparse.Namespace
+) -> tuple[ReferenceProbeResult, float | None]:
+    """The reference protocol for E epochs; prints an estimate after the first epoch."""
+    from satdifuser.data import TensorImageDataset, seeded_loader
+    from satdifuser.tasks.runner import seed_init
+
+    seed_init(args.seed)
+    task, _ = classification_task(fx, _recipe(args, standardize=False), NUM_CLASSES, len(xs))
+    task.hparams["schedule_epochs"] = args.epochs
+    train = TensorImageDataset(xs, ys, "train", num_classes=NUM_CLASSES)
+    val = TensorImageDataset(vx, vy, "val", num_classes=NUM_CLASSES)
+    bs = args.batch_size
+    loaders = seeded_loader(train, bs, True, args.seed), seeded_loader(val, bs, False, args.seed)
+    estimate: list[float] = []
+
+    def on_epoch(epoch: int, r: ReferenceProbeResult) -> None:
+        if epoch == 0:
+            est = r.epoch_s[0] * E
+            estimate.append(est)
+            end = datetime.now() + timedelta(seconds=est - r.epoch_s[0])
+            _say(f"  reference epoch 1/{E}: {r.epoch_s[0]:.1f} s (train {r.train_s:.1f}, "
+                 f"val {r.val_s:.1f}) -> ESTIMATE for {E} epochs: {est:.0f} s ({est / 60:.1f} min),"
+                 f" done about {end:%H:%M}")  # fmt: skip
+        elif (epoch + 1) % max(1, E // 10) == 0 or epoch + 1 == E:
+            _say(f"  reference epoch {epoch + 1}/{E}: {r.wall_s:.0f} s so far, "
+                 f"val accuracy {r.val_accuracy[-1]:.3f}")  # fmt: skip
+
+    ref = ReferenceStyleExtractor(fx, seed=42)
+    return reference_probe(task, ref, *loaders, epochs=E, on_epoch=on_epoch), (
+        estimate[0] if estimate else None
+    )
+
+
+def _our_side(
+    fx: Any, xs: Tensor, ys: Tensor, vx: Tensor, vy: Tensor, E: int, args: argparse.Namespace,
+    run_dir: Path,
+) -> dict[str, Any]:  # fmt: skip
+    """The library path, timed end to end: extract once (fresh cache), then fit_and_test."""
+    from satdifuser.data import TensorDataModule, TensorImageDataset
+    from satdifuser.features.cache import CachedDataModule
+    from satdifuser.tasks.runner import fit_and_test, seed_init
+
+    train = TensorImageDataset(xs, ys, "train", num_classes=NUM_CLASSES)
+    val = TensorImageDataset(vx, vy, "val", num_classes=NUM_CLASSES)
+    tmp = Path(tempfile.mkdtemp(prefix="probe-cache-", dir=args.cache_dir))
+    try:
+        t0, c0 = time.perf_counter(), time.process_time()
+        data = CachedDataModule(
+            TensorDataModule(train, val, batch_size=args.batch_size, seed=args.seed), fx, tmp,
+            in_memory=True, extract_batch_size=args.extract_batch_size, progress=False,
+        )  # fmt: skip
+        data.setup("fit")
+        t1, c1 = time.perf_counter(), time.process_time()
+        cache_bytes = sum(p.stat().st_size for p in tmp.rglob("*") if p.is_file())
+        seed_init(args.seed)
+        task, _ = classification_task(fx, _recipe(args, standardize=True), NUM_CLASSES, len(xs))
+        task.hparams["schedule_epochs"] = args.epochs
+        result = fit_and_test(task, data, run_dir, max_epochs=E, seed=args.seed,
+                              progress=False, test=False)  # fmt: skip
+        t2, c2 = time.perf_counter(), time.process_time()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    acc = result.val.get("val/overall_accuracy")
+    return {
+        "path": f"FeatureExtractor(pool={args.pool or None}) -> CachedDataModule(in_memory, fresh "
+        "cache) -> ClassificationTask(standardize=True) -> tasks.fit_and_test",
+        "wall_s": t2 - t0,
+        "cpu_s": c2 - c0,
+        "extract_s": t1 - t0,
+        "extract_cpu_s": c1 - c0,
+        "fit_s": t2 - t1,
+        "fit_cpu_s": c2 - c1,
+        "epochs": E,
+        "cache_bytes": cache_bytes,
+        "val_accuracy_last": None if acc is None else float(acc),
+        "best_epoch": result.best_epoch,
+        "run_dir": str(run_dir),
+        "model_dir": None if result.model_dir is None else str(result.model_dir),
+    }
+
+
 def run(argv: list[str]) -> int:
     """Entry point of ``satdifuser bench probe_speed``."""
+    from satdifuser.backbones import create_backbone
+    from satdifuser.features.extractor import FeatureExtractor
+
     args = build_parser().parse_args(argv)
-    if min(args.train_images, args.val_images, args.measure_epochs, args.epochs) < 1:
-        raise ConfigError("--train-images, --val-images, --measure-epochs, --epochs must be >= 1")
+    E = _check(args)
     if args.threads:
         torch.set_num_threads(args.threads)
+    out = Path(args.out)
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    run_dir = Path(args.run_dir) if args.run_dir else out.with_name(f"{out.stem}-run-{stamp}")
     load0 = os.getloadavg()
     t0 = time.perf_counter()
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*RANDOM weights.*")
-        size = args.size or (None if args.backbone.startswith("tiny") else 256)  # paper's S
-        fx = FeatureExtractor(args.backbone, timesteps=TIMESTEPS, image_size=size)
+        bb = create_backbone(args.backbone)
+        fx_full = FeatureExtractor(bb, timesteps=TIMESTEPS, image_size=args.size)
+        fx_ours = FeatureExtractor(bb, timesteps=TIMESTEPS, image_size=args.size,
+                                   pool=args.pool or None)  # fmt: skip
     build_s = time.perf_counter() - t0
-    size = fx.spec.image_size
+    size = fx_full.spec.image_size
     xs, ys, source_name = _images(args.train_images, size, args.root, "train", 0)
     vx, vy, _ = _images(args.val_images, size, args.root, "val", 0)
-    bs = args.batch_size
-    E, total = args.measure_epochs, args.epochs
-    print(f"{args.backbone}: {len(fx.feature_info)} maps, {size} px; {len(xs)} train + {len(vx)} "
-          f"val images ({source_name}); timing {E} epoch(s) per side", flush=True)  # fmt: skip
-
-    ref = ReferenceStyleExtractor(fx)
-    loaders = [DataLoader(TensorDataset(a, b), batch_size=bs) for a, b in ((xs, ys), (vx, vy))]
-    print("reference-style: features recomputed in every batch of every epoch ...", flush=True)
-    r = _probe(fx, *loaders, lambda b: (ref(b[0]), b[1]), E, args)
-
-    print("satdifuser: extract once into the cache, then train from it ...", flush=True)
-    tmp = Path(tempfile.mkdtemp(prefix="probe-cache-", dir=args.cache_dir))
-    try:
-        t0, c0 = time.perf_counter(), time.process_time()
-        cached = []
-        for name, (a, b) in (("train", (xs, ys)), ("val", (vx, vy))):
-            ds = _ImageSet(a, b, name)
-            cached.append(build_feature_cache(ds, fx, tmp / name, batch_size=bs))
-        extract_s, extract_cpu = time.perf_counter() - t0, time.process_time() - c0
-        cache_bytes = sum(p.stat().st_size for p in tmp.rglob("*") if p.is_file())
-        cl = [DataLoader(c, batch_size=bs) for c in cached]
-        o = _probe(fx, *cl, lambda b: (b["features"], b["label"]), E, args)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
     nt, nv = len(xs), len(vx)
-    per = {
-        "ref_train": r["train_s"] / (E * nt),
-        "ref_val": r["val_s"] / (E * nv),
-        "ours_extract": extract_s / (nt + nv),
-        "ours_train": o["train_s"] / (E * nt),
-        "ours_val": o["val_s"] / (E * nv),
+    _say(f"{args.backbone}: {len(fx_full.feature_info)} maps, {size} px, our pool "
+         f"{args.pool or 'off (full maps)'}; {nt} train + {nv} val images ({source_name}); "
+         f"{E} of {args.epochs} epochs per side, batch {args.batch_size}")  # fmt: skip
+
+    _say("reference: full features recomputed in every batch of every epoch (10 UNet passes) ...")
+    ref, estimate = _reference_side(fx_full, xs, ys, vx, vy, E, args)
+    _say(f"  reference: {ref.wall_s:.1f} s wall, {ref.cpu_s:.1f} s CPU")
+    _say("satdifuser: pooled extraction once into a fresh cache, then fit_and_test ...")
+    ours = _our_side(fx_ours, xs, ys, vx, vy, E, args, run_dir)
+    _say(f"  satdifuser: {ours['wall_s']:.1f} s wall (extract {ours['extract_s']:.1f}, fit "
+         f"{ours['fit_s']:.1f}), {ours['cpu_s']:.1f} s CPU")  # fmt: skip
+
+    reference = {
+        "protocol": "features recomputed per batch (train and val), full maps, no standardiser, "
+        "satdifuser.baselines.reference_probe",
+        "wall_s": ref.wall_s,
+        "cpu_s": ref.cpu_s,
+        "train_s": ref.train_s,
+        "val_s": ref.val_s,
+        "train_cpu_s": ref.train_cpu_s,
+        "val_cpu_s": ref.val_cpu_s,
+        "epochs": E,
+        "first_epoch_s": ref.epoch_s[0],
+        "estimate_from_first_epoch_s": estimate,
+        "val_accuracy_last": ref.val_accuracy[-1],
     }
 
-    cpu = {
-        "ref_train": r["train_cpu_s"] / (E * nt),
-        "ref_val": r["val_cpu_s"] / (E * nv),
-        "ours_extract": extract_cpu / (nt + nv),
-        "ours_train": o["train_cpu_s"] / (E * nt),
-        "ours_val": o["val_cpu_s"] / (E * nv),
-    }
+    def ratio(a: float, b: float) -> float | None:
+        return a / b if b > 0 else None
 
-    def totals(ft: int, fv: int, per: dict[str, float] = per) -> tuple[float, float]:
-        t_ref = total * (ft * per["ref_train"] + fv * per["ref_val"])
-        t_ours = (ft + fv) * per["ours_extract"] + total * (
-            ft * per["ours_train"] + fv * per["ours_val"]
-        )
-        return t_ref, t_ours
-
-    measured = None
-    if E == total:
+    measured = estimated = extrapolated = None
+    if E == args.epochs:
         measured = {
-            "ref_s": r["train_s"] + r["val_s"],
-            "ours_s": extract_s + o["train_s"] + o["val_s"],
-        }
-        measured["speedup"] = measured["ref_s"] / measured["ours_s"]
-        measured["ref_cpu_s"] = r["train_cpu_s"] + r["val_cpu_s"]
-        measured["ours_cpu_s"] = extract_cpu + o["train_cpu_s"] + o["val_cpu_s"]
-        measured["speedup_cpu"] = measured["ref_cpu_s"] / measured["ours_cpu_s"]
-    full_ref, full_ours = totals(args.full_train, args.full_val)
-    cpu_ref, cpu_ours = totals(args.full_train, args.full_val, cpu)
+            "ref_s": ref.wall_s, "ours_s": ours["wall_s"],
+            "speedup": ratio(ref.wall_s, ours["wall_s"]),
+            "ref_cpu_s": ref.cpu_s, "ours_cpu_s": ours["cpu_s"],
+            "speedup_cpu": ratio(ref.cpu_s, ours["cpu_s"]),
+        }  # fmt: skip
+    else:
+        k = args.epochs / E
+        ref_s, ours_s = ref.wall_s * k, ours["extract_s"] + ours["fit_s"] * k
+        ref_c, ours_c = ref.cpu_s * k, ours["extract_cpu_s"] + ours["fit_cpu_s"] * k
+        estimated = {"epochs": args.epochs, "from_epochs": E, "ref_s": ref_s, "ours_s": ours_s,
+                     "speedup": ratio(ref_s, ours_s), "ref_cpu_s": ref_c, "ours_cpu_s": ours_c,
+                     "speedup_cpu": ratio(ref_c, ours_c)}  # fmt: skip
+    if args.full_train and args.full_val:
+        ft, fv, e = args.full_train, args.full_val, args.epochs
+        ref_full = e * (ft * ref.train_s / (E * nt) + fv * ref.val_s / (E * nv))
+        per_image = ours["extract_s"] + e * ours["fit_s"] / E
+        ours_full = (ft + fv) * per_image / (nt + nv)
+        extrapolated = {"train_images": ft, "val_images": fv, "epochs": e, "ref_s": ref_full,
+                        "ours_s": ours_full, "speedup": ratio(ref_full, ours_full),
+                        "note": "not measured: linear in images"}  # fmt: skip
     report = {
         "command": "satdifuser bench probe_speed " + " ".join(argv),
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -274,104 +319,76 @@ def run(argv: list[str]) -> int:
         "config": {
             "backbone": args.backbone,
             "image_size": size,
-            "maps": len(fx.feature_info),
+            "maps": len(fx_full.feature_info),
+            "timesteps": list(TIMESTEPS),
+            "pool": args.pool,
             "train_images": nt,
             "val_images": nv,
             "images": source_name,
+            "epochs": args.epochs,
             "measured_epochs": E,
-            "epochs": total,
-            "batch_size": bs,
-            "projection_dim": args.projection_dim,
-            "train_dtype": args.train_dtype,
+            "batch_size": args.batch_size,
+            "extract_batch_size": args.extract_batch_size,
+            "recipe": _recipe(args, standardize=True).to_dict(),
+            "seed": args.seed,
             "backbone_build_s": round(build_s, 2),
-            "cache_bytes": cache_bytes,
         },
-        "raw_s": {
-            "ref_train": r["train_s"],
-            "ref_val": r["val_s"],
-            "ours_extract": extract_s,
-            "ours_train": o["train_s"],
-            "ours_val": o["val_s"],
-        },
-        "cpu_s": {
-            "ref_train": r["train_cpu_s"],
-            "ref_val": r["val_cpu_s"],
-            "ours_extract": extract_cpu,
-            "ours_train": o["train_cpu_s"],
-            "ours_val": o["val_cpu_s"],
-        },
-        "per_image_s": per,
-        "per_image_cpu_s": cpu,
+        "reference": reference,
+        "ours": ours,
         "measured_whole_probe": measured,
-        "extrapolated": {
-            "train_images": args.full_train,
-            "val_images": args.full_val,
-            "epochs": total,
-            "ref_s": full_ref,
-            "ours_s": full_ours,
-            "speedup": full_ref / full_ours,
-            "ref_cpu_s": cpu_ref,
-            "ours_cpu_s": cpu_ours,
-            "speedup_cpu": cpu_ref / cpu_ours,
-        },
+        "estimated_whole_probe": estimated,
+        "extrapolated": extrapolated,
     }
-    out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_name(f".{out.name}.tmp").write_text(json.dumps(report, indent=2) + "\n")
-    os.replace(out.with_name(f".{out.name}.tmp"), out)
-    print(format_report(report))
-    print(f"report written to {out}")
+    tmp = out.with_name(f".{out.name}.tmp")
+    tmp.write_text(json.dumps(report, indent=2) + "\n")
+    os.replace(tmp, out)
+    _say(format_report(report))
+    _say(f"report written to {out}")
     return 0
 
 
-class _ImageSet(torch.utils.data.Dataset):
-    """Images + labels as sample dicts with ids (what the cache builder reads)."""
+def _acc(v: float | None) -> str:
+    return "n/a" if v is None else f"{v:.3f}"
 
-    def __init__(self, images: Tensor, labels: Tensor, prefix: str) -> None:
-        self.images, self.labels = images, labels
-        self.ids = [f"{prefix}-{i:05d}" for i in range(len(images))]
 
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def __getitem__(self, i: int) -> dict[str, Any]:
-        return {"image": self.images[i], "label": self.labels[i], "id": self.ids[i]}
+def _x(v: float | None) -> str:
+    return "n/a" if v is None else f"{v:.1f}x"
 
 
 def format_report(rep: dict[str, Any]) -> str:
-    """Human-readable summary with the extrapolation formula and its numbers."""
-    c, p, x, raw = rep["config"], rep["per_image_s"], rep["extrapolated"], rep["raw_s"]
-    m = rep["machine"]
+    """Human-readable summary: measured (or estimated) whole probe, then any extrapolation."""
+    c, m, r, o = rep["config"], rep["machine"], rep["reference"], rep["ours"]
     lines = [
-        f"{c['backbone']}, {c['image_size']} px, {c['maps']} maps, GW projection "
-        f"{c['projection_dim']}, training {c['train_dtype']}; "
-        f"{c['train_images']}+{c['val_images']} images, "
-        f"{c['measured_epochs']} measured epoch(s); {m['cpu']}, {m['torch_threads']} threads, "
-        f"load {m['load_average_start'][0]:.1f} -> {m['load_average_end'][0]:.1f}",
-        f"raw seconds: reference train {raw['ref_train']:.2f}, val {raw['ref_val']:.2f}; "
-        f"ours extract {raw['ours_extract']:.2f}, train {raw['ours_train']:.2f}, "
-        f"val {raw['ours_val']:.2f}",
-        "per image: " + ", ".join(f"{k} {v:.4f} s" for k, v in p.items()),
+        f"{c['backbone']}, {c['image_size']} px, {c['maps']} maps, our pool {c['pool'] or 'off'}, "
+        f"GW projection {c['recipe']['projection_dim']}; {c['train_images']}+{c['val_images']} "
+        f"images ({c['images']}), {c['measured_epochs']}/{c['epochs']} epochs; {m['cpu']}, "
+        f"{m['torch_threads']} threads, load {m['load_average_start'][0]:.1f} -> "
+        f"{m['load_average_end'][0]:.1f}",
+        f"reference: {r['wall_s']:.1f} s wall (train {r['train_s']:.1f}, val {r['val_s']:.1f}), "
+        f"{r['cpu_s']:.1f} s CPU, val accuracy {_acc(r['val_accuracy_last'])}",
+        f"satdifuser: {o['wall_s']:.1f} s wall (extract {o['extract_s']:.1f}, fit_and_test "
+        f"{o['fit_s']:.1f}), {o['cpu_s']:.1f} s CPU, val accuracy {_acc(o['val_accuracy_last'])}",
     ]
-    if rep["measured_whole_probe"]:
-        w = rep["measured_whole_probe"]
+    for key, label in (("measured_whole_probe", "MEASURED"),
+                       ("estimated_whole_probe", "ESTIMATED")):  # fmt: skip
+        w = rep.get(key)
+        if not w:
+            continue
+        goal = w["speedup"] is not None and w["speedup"] >= 100
         lines.append(
-            f"MEASURED whole {c['epochs']}-epoch probe: reference {w['ref_s']:.1f} s, "
-            f"satdifuser {w['ours_s']:.1f} s -> {w['speedup']:.1f}x (process CPU time: "
-            f"{w['ref_cpu_s']:.1f} s vs {w['ours_cpu_s']:.1f} s -> {w['speedup_cpu']:.1f}x)"
+            f"{label} whole {c['epochs']}-epoch probe: reference {w['ref_s']:.1f} s, satdifuser "
+            f"{w['ours_s']:.1f} s -> {_x(w['speedup'])} (goal >= 100x: {goal}); process CPU "
+            f"{w['ref_cpu_s']:.1f} s vs {w['ours_cpu_s']:.1f} s -> {_x(w['speedup_cpu'])}"
         )
-    e, ft, fv = x["epochs"], x["train_images"], x["val_images"]
-    lines += [
-        f"extrapolated to {ft} train + {fv} val images, {e} epochs:",
-        f"  T_ref  = {e} * ({ft} * {p['ref_train']:.4f} + {fv} * {p['ref_val']:.4f})"
-        f" = {x['ref_s']:.0f} s",
-        f"  T_ours = ({ft} + {fv}) * {p['ours_extract']:.4f} + {e} * ({ft} * {p['ours_train']:.4f}"
-        f" + {fv} * {p['ours_val']:.4f}) = {x['ours_s']:.0f} s",
-        f"  speed-up T_ref / T_ours = {x['speedup']:.1f}x (goal >= 100x: {x['speedup'] >= 100})",
-        f"  same formula on process CPU time: {x['ref_cpu_s']:.0f} s / {x['ours_cpu_s']:.0f} s"
-        f" = {x['speedup_cpu']:.1f}x",
-    ]
+    x = rep.get("extrapolated")
+    if x:
+        lines.append(
+            f"EXTRAPOLATED (not measured; linear in images) to {x['train_images']} train + "
+            f"{x['val_images']} val images, {x['epochs']} epochs: reference {x['ref_s']:.0f} s, "
+            f"satdifuser {x['ours_s']:.0f} s -> {_x(x['speedup'])}"
+        )
     return "\n".join(lines)
 
 
-__all__ = ["ReferenceStyleExtractor", "build_parser", "format_report", "run"]
+__all__ = ["build_parser", "format_report", "run"]
