@@ -230,9 +230,12 @@ def test_plan_with_a_shard_written_still_protects_it(
 
 
 def test_sigint_says_the_cache_resumes_on_rerun(root: Path, tmp_path: Path) -> None:
+    # many small shards and more work per image (8 timesteps, 64 px), so that the run is still
+    # going when the signal arrives, also on a fast or an idle machine
     cmd = [sys.executable, "-m", "satdifuser", "extract", *ARGS, "--root", str(root),
            "--cache-dir", str(tmp_path), "--split", "all", "--batch-size", "1",
-           "--shard-size", "1"]  # fmt: skip
+           "--shard-size", "1", "--timesteps", "21,61,161,261,361,461,561,661",
+           "--image-size", "64"]  # fmt: skip
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 300
