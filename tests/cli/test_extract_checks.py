@@ -237,7 +237,12 @@ def test_sigint_says_the_cache_resumes_on_rerun(root: Path, tmp_path: Path) -> N
            "--shard-size", "1", "--timesteps", "21,61,161,261,361,461,561,661",
            "--image-size", "64"]  # fmt: skip
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    # a shell that started this test run in the background (`... &`) hands SIGINT down as
+    # ignored; the child must get the default disposition, as in a terminal
+    proc = subprocess.Popen(
+        cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.default_int_handler),
+    )  # fmt: skip
     deadline = time.monotonic() + 300
     while (
         not list(tmp_path.glob("all-*/shard-00000.safetensors"))
