@@ -30,6 +30,7 @@ from satdifuser.data.dubai_aerial import DubaiAerial
 from satdifuser.data.mask_folder import MaskFolder
 from satdifuser.data.meta import make_meta
 from satdifuser.data.tiling import grid_windows
+from satdifuser.data.wrapping import WrappingDataModule
 from satdifuser.errors import ConfigError
 
 
@@ -204,7 +205,7 @@ class ScaledDubaiDataModule(FolderDataModule):
         return DataLoader(self.dataset("test"), batch_size=1, shuffle=False)
 
 
-class FitTestDataModule(LightningDataModule):
+class FitTestDataModule(WrappingDataModule):
     """``fit``/``validate`` from one data module (e.g. a feature cache), ``test`` from another
     (e.g. whole images scored with a sliding window).
 
@@ -217,12 +218,6 @@ class FitTestDataModule(LightningDataModule):
         super().__init__()
         self.fit_data, self.test_data = fit, test
         self.datamodule = fit  # what task checks look into
-
-    def __getattr__(self, name: str) -> Any:
-        inner = self.__dict__.get("fit_data")
-        if inner is None or name.startswith("__"):
-            raise AttributeError(name)
-        return getattr(inner, name)
 
     def prepare_data(self) -> None:
         """Delegate to both."""

@@ -17,6 +17,7 @@ from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader
 
 from satdifuser.data.loaders import seeded_loader
+from satdifuser.data.wrapping import WrappingDataModule
 from satdifuser.errors import ConfigError
 from satdifuser.features.cache_dataset import CachedFeatureDataset
 from satdifuser.features.cache_memory import InMemoryFeatures, in_memory_loader
@@ -33,7 +34,7 @@ _STAGE_SPLITS = {
 _FORWARDED = ("num_classes", "classes", "task_type", "ignore_index")
 
 
-class CachedDataModule(LightningDataModule):
+class CachedDataModule(WrappingDataModule):
     """Serve a wrapped datamodule's splits from an on-disk feature cache.
 
     Args:
@@ -105,37 +106,7 @@ class CachedDataModule(LightningDataModule):
         """The maps in ``batch["features"]`` (the extractor's, filtered by ``keep_taps``)."""
         return list(self._feature_info)
 
-    @property
-    def num_classes(self) -> int:
-        """Forwarded from the wrapped datamodule."""
-        return int(self.datamodule.num_classes)  # type: ignore[attr-defined]
-
-    @property
-    def classes(self) -> list[str]:
-        """Forwarded from the wrapped datamodule."""
-        return list(self.datamodule.classes)  # type: ignore[attr-defined]
-
-    @property
-    def task_type(self) -> str:
-        """Forwarded from the wrapped datamodule."""
-        return str(getattr(self.datamodule, "task_type", "classification"))
-
-    @property
-    def ignore_index(self) -> int:
-        """Forwarded from the wrapped datamodule."""
-        return int(getattr(self.datamodule, "ignore_index", 255))
-
-    def __getattr__(self, name: str) -> Any:
-        inner = self.__dict__.get("datamodule")
-        if inner is None or name.startswith("__"):
-            raise AttributeError(name)
-        return getattr(inner, name)
-
     # ------------------------------------------------------------------ setup
-    def prepare_data(self) -> None:
-        """Delegate (downloads happen once, on rank 0)."""
-        self.datamodule.prepare_data()
-
     def source_dataset(self, split: str) -> Any:
         """The wrapped datamodule's dataset of ``split``."""
         dm = self.datamodule

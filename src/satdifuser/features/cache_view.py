@@ -21,10 +21,10 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
-from lightning.pytorch import LightningDataModule
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
+from satdifuser.data.wrapping import WrappingDataModule
 from satdifuser.errors import ConfigError
 from satdifuser.features.cache_memory import InMemoryFeatures, in_memory_loader
 from satdifuser.features.spec import FeatureInfo, FeatureSpec, taps_of, timesteps_of
@@ -204,7 +204,7 @@ class SelectMaps(nn.Module):
         return [maps[i] for i in self.indices]
 
 
-class CachedView(LightningDataModule):
+class CachedView(WrappingDataModule):
     """Serve a label budget and a subset of the maps of a cached data module, from memory.
 
     The cache is built (or reused) by ``cached.setup``; nothing is re-extracted for another
@@ -254,36 +254,6 @@ class CachedView(LightningDataModule):
     def feature_info(self) -> list[FeatureInfo]:
         """The maps in ``batch["features"]``."""
         return list(self._feature_info)
-
-    @property
-    def num_classes(self) -> int:
-        """Forwarded from the wrapped data module."""
-        return int(self.datamodule.num_classes)
-
-    @property
-    def classes(self) -> list[str]:
-        """Forwarded from the wrapped data module."""
-        return list(self.datamodule.classes)
-
-    @property
-    def task_type(self) -> str:
-        """Forwarded from the wrapped data module."""
-        return str(getattr(self.datamodule, "task_type", "classification"))
-
-    @property
-    def ignore_index(self) -> int:
-        """Forwarded from the wrapped data module."""
-        return int(getattr(self.datamodule, "ignore_index", 255))
-
-    def __getattr__(self, name: str) -> Any:
-        inner = self.__dict__.get("datamodule")
-        if inner is None or name.startswith("__"):
-            raise AttributeError(name)
-        return getattr(inner, name)
-
-    def prepare_data(self) -> None:
-        """Delegate."""
-        self.datamodule.prepare_data()
 
     def setup(self, stage: str | None = None) -> None:
         """Build (or reuse) the caches of the stage's splits and hold the view in memory."""
