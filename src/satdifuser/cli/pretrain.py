@@ -31,6 +31,8 @@ _CONFIG_FLAGS: dict[str, tuple[str, type]] = {
     "--grad-clip": ("grad_clip", float),
     "--batch-size": ("batch_size", int),
     "--ema-max-decay": ("ema_max_decay", float),
+    "--min-snr-gamma": ("min_snr_gamma", float),
+    "--timestep-power": ("timestep_power", float),
     "--seed": ("seed", int),
 }
 
@@ -97,7 +99,19 @@ def build_parser() -> argparse.ArgumentParser:
     cfg.add_argument("--up-blocks", type=_csv(str), default=None)
     cfg.add_argument("--beta-schedule", choices=["linear", "cosine"], default=None)
     cfg.add_argument("--prediction-type", choices=["epsilon", "v_prediction"], default=None)
+    cfg.add_argument(
+        "--loss-weighting",
+        choices=["mse", "min_snr"],
+        default=None,
+        help="mse (default) or min_snr (Min-SNR-gamma weights, gamma = --min-snr-gamma)",
+    )
     cfg.add_argument("--flips", action=argparse.BooleanOptionalAction, default=None)
+    cfg.add_argument(
+        "--rot90",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="random 90-degree rotations (with --flips: all 8 dihedral transforms)",
+    )
     cfg.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None)
     exp = p.add_argument_group("export")
     exp.add_argument("--export", type=Path, metavar="RUN_DIR", help="export this run and exit")
@@ -119,7 +133,9 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         ("up_blocks", "up_block_types"),
         ("beta_schedule", "beta_schedule"),
         ("prediction_type", "prediction_type"),
+        ("loss_weighting", "loss_weighting"),
         ("flips", "flips"),
+        ("rot90", "rot90"),
         ("bf16", "bf16"),
     ):
         value = getattr(args, attr)

@@ -23,6 +23,19 @@ from satdifuser.errors import CheckpointError, ConfigError
 
 BetaSchedule = Literal["linear", "cosine"]
 PredictionType = Literal["epsilon", "v_prediction"]
+LossWeighting = Literal["mse", "min_snr"]
+
+# fields that decide the UNet and its noise schedule: a warm start (--init-from) keeps them
+ARCHITECTURE_FIELDS = (
+    "sample_size",
+    "block_out_channels",
+    "down_block_types",
+    "up_block_types",
+    "layers_per_block",
+    "attention_head_dim",
+    "norm_num_groups",
+    "num_train_timesteps",
+)
 
 # diffusers' name of each beta schedule
 _DIFFUSERS_BETA = {"linear": "linear", "cosine": "squaredcos_cap_v2"}
@@ -43,12 +56,21 @@ class PretrainConfig:
         num_train_timesteps: DDPM steps.
         beta_schedule: ``linear`` (DDPM, 1e-4 to 0.02) or ``cosine`` (squaredcos_cap_v2).
         prediction_type: ``epsilon`` or ``v_prediction``.
+        loss_weighting: ``mse`` (plain MSE on the prediction target) or ``min_snr``
+            (Min-SNR-gamma, Hang et al., ICCV 2023: per-sample weight ``min(SNR_t, gamma) /
+            SNR_t`` for epsilon, ``min(SNR_t, gamma) / (SNR_t + 1)`` for v prediction, with
+            ``SNR_t = alphas_cumprod / (1 - alphas_cumprod)``).
+        min_snr_gamma: The ``gamma`` of ``min_snr`` (unused with ``mse``).
+        timestep_power: Timesteps are drawn as ``floor(T * u**p)``, ``u ~ U[0, 1)``: 1 is
+            uniform (the same draw as ``randint``), above 1 favours low ``t`` (where the
+            features are read), below 1 high ``t``. Mean of ``t / T`` is ``1 / (p + 1)``.
         lr: AdamW learning rate after warm-up (constant afterwards).
         warmup_steps: Linear warm-up steps.
         weight_decay: AdamW weight decay.
         grad_clip: Global gradient-norm clip (0 disables).
         batch_size: Images per step.
         flips: Random horizontal and vertical flips.
+        rot90: Random 90-degree rotations (with ``flips``: the full dihedral group, uniformly).
         bf16: bf16 autocast for the UNet forward pass where the hardware runs bf16 natively
             (CPUs with AVX512-BF16/AMX, recent GPUs); fp32 elsewhere, as emulated bf16
             convolutions are ~70x slower. Each run records whether bf16 was used.
@@ -71,12 +93,16 @@ class PretrainConfig:
     num_train_timesteps: int = 1000
     beta_schedule: BetaSchedule = "linear"
     prediction_type: PredictionType = "epsilon"
+    loss_weighting: LossWeighting = "mse"
+    min_snr_gamma: float = 5.0
+    timestep_power: float = 1.0
     lr: float = 2e-4
     warmup_steps: int = 50
     weight_decay: float = 0.01
     grad_clip: float = 1.0
     batch_size: int = 64
     flips: bool = True
+    rot90: bool = False
     bf16: bool = True
     ema_max_decay: float = 0.999
     seed: int = 0
@@ -116,6 +142,13 @@ class PretrainConfig:
                 f"prediction_type={self.prediction_type!r} is unknown; "
                 "expected epsilon or v_prediction"
             )
+        if self.loss_weighting not in ("mse", "min_snr"):
+            raise ConfigError(
+                f"loss_weighting={self.loss_weighting!r} is unknown; expected mse or min_snr"
+            )
+        for name in ("min_snr_gamma", "timestep_power"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{name}={getattr(self, name)!r} must be > 0")
         if self.batch_size < 1 or self.lr <= 0 or self.warmup_steps < 0:
             raise ConfigError(
                 f"batch_size={self.batch_size}, lr={self.lr}, warmup_steps={self.warmup_steps}: "
@@ -143,7 +176,8 @@ class PretrainConfig:
         for name in ("down_block_types", "up_block_types"):
             if not all(isinstance(b, str) for b in getattr(self, name)):
                 raise ConfigError(f"{name}={list(getattr(self, name))!r} must be block class names")
-        for name in ("lr", "weight_decay", "grad_clip", "ema_max_decay"):
+        numbers = ("lr", "weight_decay", "grad_clip", "ema_max_decay")
+        for name in (*numbers, "min_snr_gamma", "timestep_power"):
             value = getattr(self, name)
             ok = isinstance(value, (int, float)) and not isinstance(value, bool)
             if not ok or not math.isfinite(value):
@@ -152,7 +186,7 @@ class PretrainConfig:
             raise ConfigError(
                 f"weight_decay={self.weight_decay}, grad_clip={self.grad_clip}: expected >= 0"
             )
-        for name in ("flips", "bf16"):
+        for name in ("flips", "rot90", "bf16"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name}={getattr(self, name)!r} must be true or false")
 
@@ -183,7 +217,11 @@ class PretrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "config") -> PretrainConfig:
-        """Build from :meth:`to_dict` output; an unknown key is an error naming it."""
+        """Build from :meth:`to_dict` output; an unknown key is an error naming it.
+
+        A missing key takes its default, so a config written before a field existed (e.g.
+        ``rot90``, ``loss_weighting``) still loads, with the behaviour it was trained with.
+        """
         known = {f.name for f in dataclasses.fields(cls)} - {"extra"}
         if not isinstance(data, dict):
             raise ConfigError(f"{source} must be a JSON object of config keys, got {data!r:.60}")

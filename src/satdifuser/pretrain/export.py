@@ -40,6 +40,23 @@ def _loss_summary(run_dir: Path, step: int, window: int = 50) -> dict[str, float
     }
 
 
+def _recipe(cfg: PretrainConfig) -> tuple[str, str]:
+    """The card's words for the loss, and for timestep sampling and augmentation."""
+    loss = "MSE loss"
+    if cfg.loss_weighting == "min_snr":
+        loss = (
+            f"Min-SNR-gamma weighted MSE loss (gamma {cfg.min_snr_gamma:g}, Hang et al. 2023; "
+            "the logged loss is the unweighted MSE)"
+        )
+    p = cfg.timestep_power
+    steps = "uniform" if p == 1 else f"floor(T * u^{p:g}), u ~ U[0, 1) (mean t/T {1 / (p + 1):.2f})"
+    augment = [
+        *(["random horizontal/vertical flips"] if cfg.flips else []),
+        *(["random 90-degree rotations"] if cfg.rot90 else []),
+    ]
+    return loss, f"timesteps {steps}; augmentation: {', '.join(augment) or 'none'}"
+
+
 def _model_card(name: str, cfg: PretrainConfig, summary: dict[str, Any]) -> str:
     secs = summary["wall_seconds"]
     hw_lines = "\n".join(f"| {hw} | {s / 60:.1f} |" for hw, s in secs.items()) or "| - | - |"
@@ -56,6 +73,7 @@ def _model_card(name: str, cfg: PretrainConfig, summary: dict[str, Any]) -> str:
     fl = summary["final_loss"]
     final = f"{fl:.4f} (mean of the last {summary['final_loss_window']} steps)" if fl else "n/a"
     first = f"{summary['first_loss']:.4f}" if summary["first_loss"] else "n/a"
+    loss, recipe = _recipe(cfg)
     return f"""# {name}
 
 A small pixel-space diffusion UNet (diffusers `UNet2DModel`, {summary["params"] / 1e6:.2f}M
@@ -69,11 +87,12 @@ seen, nor the labelled `train` budgets. Images scaled to [-1, 1], random horizon
 
 ## Training
 - DDPM, {cfg.num_train_timesteps} steps, {cfg.beta_schedule} betas, `{cfg.prediction_type}`
-  prediction, MSE loss; AdamW lr {cfg.lr:g} ({cfg.warmup_steps}-step warm-up, then constant),
+  prediction, {loss}; AdamW lr {cfg.lr:g} ({cfg.warmup_steps}-step warm-up, then constant),
   weight decay {cfg.weight_decay:g}, grad clip {cfg.grad_clip:g}, batch {cfg.batch_size},
   bf16 autocast requested: {cfg.bf16}, used only on hardware with native bf16 (each run below
   says fp32 or bf16);
   EMA decay min({cfg.ema_max_decay}, (1+step)/(10+step)).
+- Recipe: {recipe}.
 - Total steps: **{summary["steps"]}**; images seen: **{summary["images_seen"]:,}**
   ({summary["images_seen"] / summary["pool_size"]:.2f} passes over {summary["pool_size"]:,} images).
 - Loss: {first} at the first step, final {final}.

@@ -1,8 +1,9 @@
 """The pre-training loop: DDPM noise-prediction on an image pool, cumulative and exactly resumable.
 
 Every source of randomness is either a pure function of ``(seed, epoch)`` (data order) or a
-``torch.Generator`` whose state is checkpointed (flips, noise, timesteps), and the learning rate
-is a pure function of the step, so N steps + resume + N steps equals 2N uninterrupted steps.
+``torch.Generator`` whose state is checkpointed (flips, rotations, noise, timesteps), and the
+learning rate is a pure function of the step, so N steps + resume + N steps equals 2N
+uninterrupted steps.
 """
 
 from __future__ import annotations
@@ -28,7 +29,13 @@ from satdifuser.pretrain.checkpoint import (
     remove_stale_tmp,
     save_checkpoint,
 )
-from satdifuser.pretrain.config import PretrainConfig, build_scheduler, build_unet, check_model
+from satdifuser.pretrain.config import (
+    ARCHITECTURE_FIELDS,
+    PretrainConfig,
+    build_scheduler,
+    build_unet,
+    check_model,
+)
 from satdifuser.pretrain.ema import EMAWeights
 from satdifuser.pretrain.hardware import bf16_native, check_device, hardware_name
 from satdifuser.pretrain.image_pool import BatchOrder
@@ -45,7 +52,11 @@ def resolve_config(
     run_dir: Path, overrides: dict[str, Any], base: PretrainConfig | None = None
 ) -> PretrainConfig:
     """The run's config: the stored one on resume (overrides must agree), else ``base`` (a
-    warm start's export config) or the defaults, with the overrides applied."""
+    warm start's export config) or the defaults, with the overrides applied.
+
+    A warm start may change the recipe (lr, warm-up, EMA, loss weighting, timestep sampling,
+    augmentation, ...) but not :data:`ARCHITECTURE_FIELDS`: the export's weights fix them.
+    """
     path = run_dir / CONFIG_FILE
     if path.is_file():
         stored = PretrainConfig.load(path)
@@ -61,8 +72,57 @@ def resolve_config(
         return stored
     start = (base or PretrainConfig()).to_dict()
     config = PretrainConfig.from_dict({**start, **overrides}, source="options")
+    if base is not None:
+        new = config.to_dict()
+        for key in ARCHITECTURE_FIELDS:
+            if new[key] != start[key]:
+                raise ConfigError(
+                    f"{key}={new[key]!r} differs from {start[key]!r} of the --init-from export; "
+                    "a warm start keeps the export's architecture: drop the option, or train "
+                    "from scratch without --init-from"
+                )
     check_model(config)
     return config
+
+
+def sample_timesteps(cfg: PretrainConfig, b: int, gen: torch.Generator) -> torch.Tensor:
+    """``b`` training timesteps ``floor(T * u**p)``, ``u ~ U[0, 1)`` with ``p = timestep_power``.
+
+    ``p == 1`` is exactly the uniform ``torch.randint`` draw of runs made before the option
+    existed (same values, same generator consumption), so their resumes stay bit-exact.
+    """
+    n = cfg.num_train_timesteps
+    if cfg.timestep_power == 1.0:
+        return torch.randint(0, n, (b,), generator=gen)
+    u = torch.rand(b, generator=gen, dtype=torch.float64)
+    return (n * u.pow(cfg.timestep_power)).floor().long().clamp_(0, n - 1)
+
+
+def min_snr_weights(
+    alphas_cumprod: torch.Tensor, t: torch.Tensor, gamma: float, prediction_type: str
+) -> torch.Tensor:
+    """Min-SNR-gamma loss weights (Hang et al., ICCV 2023) of timesteps ``t`` (float32).
+
+    ``SNR_t = a_t / (1 - a_t)`` with ``a_t = alphas_cumprod[t]``; the weight is
+    ``min(SNR_t, gamma) / SNR_t`` for epsilon prediction and ``min(SNR_t, gamma) / (SNR_t + 1)``
+    for v prediction (written so that ``SNR_t == 0`` gives 1 and 0, never NaN).
+    """
+    a = alphas_cumprod.to(t.device, torch.float64)[t]
+    snr = a / (1.0 - a)
+    if prediction_type == "epsilon":
+        weight = (gamma / snr).clamp(max=1.0)
+    else:
+        weight = snr.clamp(max=gamma) / (snr + 1.0)
+    return weight.float()
+
+
+def _rotate90(x: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    """Rotate each square image of ``(B, C, H, W)`` ``x`` by ``k[i]`` quarter turns."""
+    out = x
+    for quarter in (1, 2, 3):
+        turned = (k == quarter)[:, None, None, None]
+        out = torch.where(turned, x.rot90(quarter, dims=(-2, -1)), out)
+    return out
 
 
 def _lr_at(cfg: PretrainConfig, step: int, since: int = 0) -> float:
@@ -295,7 +355,11 @@ class PretrainTrainer:
 
     # ----------------------------------------------------------------- loop
     def train_step(self) -> float:
-        """One optimiser step; returns the loss."""
+        """One optimiser step; returns the plain (unweighted) MSE, the logged loss.
+
+        With ``loss_weighting="min_snr"`` the gradient comes from the weighted loss, but the
+        logged value stays the plain MSE, comparable with ``mse`` runs.
+        """
         cfg, gen = self.cfg, self.gen
         idx = torch.from_numpy(self.order.next_indices()).to(self.device)
         x = self.images[idx].permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
@@ -305,8 +369,10 @@ class PretrainTrainer:
             vflip = (torch.rand(b, generator=gen) < 0.5).to(self.device)[:, None, None, None]
             x = torch.where(hflip, x.flip(-1), x)
             x = torch.where(vflip, x.flip(-2), x)
+        if cfg.rot90:  # after the flips, so the default draws keep their order
+            x = _rotate90(x, torch.randint(0, 4, (b,), generator=gen).to(self.device))
         noise = torch.randn(x.shape, generator=gen).to(self.device)
-        t = torch.randint(0, cfg.num_train_timesteps, (b,), generator=gen).to(self.device)
+        t = sample_timesteps(cfg, b, gen).to(self.device)
         noisy = self.scheduler.add_noise(x, noise, t)
         target = (
             noise if cfg.prediction_type == "epsilon" else self.scheduler.get_velocity(x, noise, t)
@@ -315,7 +381,14 @@ class PretrainTrainer:
             group["lr"] = _lr_at(cfg, self.step, self.warm_start_step)
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.use_bf16):
             pred = self.unet(noisy, t).sample
-        loss = F.mse_loss(pred.float(), target)
+        if cfg.loss_weighting == "mse":
+            loss = mse = F.mse_loss(pred.float(), target)
+        else:
+            per_image = (pred.float() - target).pow(2).mean(dim=(1, 2, 3))
+            weight = min_snr_weights(
+                self.scheduler.alphas_cumprod, t, cfg.min_snr_gamma, cfg.prediction_type
+            )
+            loss, mse = (weight * per_image).mean(), per_image.detach().mean()
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if cfg.grad_clip > 0:
@@ -324,7 +397,7 @@ class PretrainTrainer:
         self._last_decay = self.ema.update(self.unet, self.step)
         self.step += 1
         self.totals["images_seen"] = self.totals.get("images_seen", 0) + b
-        return float(loss.detach())
+        return float(mse.detach())
 
     def run(self, stop_requested: Callable[[], bool] | None = None) -> dict[str, Any]:
         """Train until a stop condition; checkpoint and sample at the end. Returns a summary.
