@@ -4,6 +4,8 @@ Examples:
     satdifuser pretrain --out runs/tiny --max-minutes 110 --threads 2
     satdifuser pretrain --out runs/tiny --steps 500          # continues from the last checkpoint
     satdifuser pretrain --export runs/tiny --to weights/satdifuser-eurosat-tiny --overwrite
+    satdifuser pretrain --out runs/mix --steps 500 --source eurosat \
+        --source mask_folder:shared/data/dubai_aerial,weight=0.5,scale=0.25,crops=64+128
 """
 
 from __future__ import annotations
@@ -58,7 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``satdifuser pretrain``."""
     p = _Parser(
         prog="satdifuser pretrain",
-        description="Pre-train a pixel-space diffusion UNet on the unlabeled EuroSAT pool. "
+        description="Pre-train a pixel-space diffusion UNet on the unlabeled EuroSAT pool "
+        "(default) or on a mix of image sources (--source, --sources). "
         "Re-running with the same --out resumes exactly from the latest checkpoint.",
     )
     p.add_argument("--out", type=Path, help="run folder (created, or resumed when it exists)")
@@ -75,6 +78,17 @@ def build_parser() -> argparse.ArgumentParser:
         "cumulative totals; the optimizer restarts with a fresh warm-up); ignored on resume",
     )
     p.add_argument("--split", default="unlabeled", help="pool to train on: only 'unlabeled'")
+    p.add_argument(
+        "--source",
+        action="append",
+        metavar="KIND:ROOT[,key=value...]",
+        help="an image source (repeatable): eurosat, image_folder, geotiff_folder, mask_folder "
+        "or geobench, with weight=, scale=, crops=64+128 (and bands=, tiles=, task=); "
+        "default: eurosat alone. Stored in the run; fixed on resume",
+    )
+    p.add_argument(
+        "--sources", type=Path, metavar="FILE.yaml", help="a YAML list of sources (dicts)"
+    )
     run = p.add_argument_group("run (per invocation)")
     run.add_argument("--max-steps", type=int, help="stop at this total step count")
     run.add_argument("--steps", type=int, help="stop after this many steps in this invocation")
@@ -156,6 +170,8 @@ def _check_args(args: argparse.Namespace) -> None:
                 "--export RUN_DIR --to DIR writes an export and trains nothing; "
                 "drop --out/--init-from (or drop --export to train)"
             )
+        if args.source or args.sources:
+            raise ConfigError("--source/--sources are for training; drop them with --export")
         for flag in ("sample_images", "sample_steps"):
             if getattr(args, flag) < 1:
                 name = "--" + flag.replace("_", "-")
@@ -189,6 +205,23 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _load_sources(args: argparse.Namespace, specs: list, sample_size: int, resuming: bool) -> Any:
+    """Resolve, check (against a resumed run's ``sources.json`` too) and load the sources."""
+    from satdifuser.pretrain import find_data_root
+    from satdifuser.pretrain.sources import check_resume_sources, resolve_root
+    from satdifuser.pretrain.sources_load import load_pool
+
+    def note(message: str) -> None:
+        print(f"pretrain: {message}", file=sys.stderr)
+
+    data = None
+    if any(s.kind == "eurosat" and s.root is None for s in specs):
+        data = find_data_root(args.data, os.environ.get("SATDIFUSER_DATA"), Path.cwd())
+    specs = [resolve_root(s, data) for s in specs]
+    check_resume_sources(args.out, specs, resuming)
+    return load_pool(specs, sample_size, note)
+
+
 def run(argv: list[str]) -> int:
     """Entry point of ``satdifuser pretrain``.
 
@@ -197,16 +230,12 @@ def run(argv: list[str]) -> int:
     """
     args = build_parser().parse_args(argv)
     _check_args(args)
+    from satdifuser.pretrain.sources import gather_sources
+
+    specs = gather_sources(args.source, args.sources, args.split)  # syntax and values first
     import torch
 
-    from satdifuser.pretrain import (
-        PretrainTrainer,
-        RunOptions,
-        find_data_root,
-        load_images,
-        pretrain_paths,
-        resolve_config,
-    )
+    from satdifuser.pretrain import PretrainTrainer, RunOptions, resolve_config
     from satdifuser.pretrain.checkpoint import latest_checkpoint
     from satdifuser.pretrain.warm_start import read_export
 
@@ -237,13 +266,7 @@ def run(argv: list[str]) -> int:
         print(note, file=sys.stderr)
     config = resolve_config(args.out, _overrides(args), exported.config if exported else None)
     options.check_against(config)
-    root = find_data_root(args.data, os.environ.get("SATDIFUSER_DATA"), Path.cwd())
-    paths = pretrain_paths(root, args.split)
-    print(
-        f"pretrain: {len(paths)} '{args.split}' images from {root}; loading into memory",
-        file=sys.stderr,
-    )
-    images = load_images(paths, config.sample_size)
+    images = _load_sources(args, specs, config.sample_size, resuming)
     trainer = PretrainTrainer(args.out, config, images, options, init_from=exported)
     for note in trainer.notes:
         print(f"pretrain: {note}", file=sys.stderr)

@@ -41,6 +41,9 @@ from satdifuser.pretrain.hardware import bf16_native, check_device, hardware_nam
 from satdifuser.pretrain.image_pool import BatchOrder
 from satdifuser.pretrain.options import RunOptions
 from satdifuser.pretrain.sampling import generate, save_grid
+from satdifuser.pretrain.sources import SOURCES_FILE, check_resume_sources, write_sources
+from satdifuser.pretrain.sources_load import ImagePool
+from satdifuser.pretrain.sources_sampling import MixedOrder
 from satdifuser.pretrain.warm_start import ExportedRun, start_position, warm_totals
 
 CONFIG_FILE = "config.json"
@@ -156,6 +159,11 @@ def _truncate_loss_log(path: Path, step: int) -> int:
 class PretrainTrainer:
     """Trains ``config``'s UNet on a uint8 image pool ``(N, H, W, 3)``, writing into ``run_dir``.
 
+    ``images`` is that array, or an :class:`~satdifuser.pretrain.sources_load.ImagePool` of
+    loaded sources (recorded in ``sources.json``): a single source of whole images is walked in
+    epochs like an array, several sources (or crops) are mixed by
+    :class:`~satdifuser.pretrain.sources_sampling.MixedOrder`.
+
     A run resumes from its latest checkpoint; a run without one starts from ``init_from`` (an
     export read by :func:`~satdifuser.pretrain.warm_start.read_export`) when given, else from
     scratch. A damaged checkpoint stops the start with :class:`CheckpointError` (never a silent
@@ -166,13 +174,16 @@ class PretrainTrainer:
         self,
         run_dir: Path,
         config: PretrainConfig,
-        images: np.ndarray,
+        images: np.ndarray | ImagePool,
         options: RunOptions,
         init_from: ExportedRun | None = None,
     ):
-        if images.ndim != 4 or images.shape[1:] != (config.sample_size, config.sample_size, 3):
+        self.pool = images if isinstance(images, ImagePool) else None
+        array = images if self.pool is None else self.pool.uniform
+        size = (config.sample_size, config.sample_size, 3)
+        if array is not None and (array.ndim != 4 or array.shape[1:] != size):
             raise ConfigError(
-                f"image pool has shape {images.shape}; expected (N, {config.sample_size}, "
+                f"image pool has shape {array.shape}; expected (N, {config.sample_size}, "
                 f"{config.sample_size}, 3) uint8 for sample_size={config.sample_size}"
             )
         check_model(config)
@@ -194,8 +205,19 @@ class PretrainTrainer:
             self.unet.parameters(), lr=config.lr, weight_decay=config.weight_decay
         )
         self.gen = torch.Generator().manual_seed(config.seed + 1)
-        self.images = torch.from_numpy(images).to(self.device)
-        self.order = BatchOrder(len(images), config.batch_size, config.seed)
+        self.order: BatchOrder | MixedOrder
+        if array is not None:
+            self.images: torch.Tensor | None = torch.from_numpy(array).to(self.device)
+            self.order = BatchOrder(len(array), config.batch_size, config.seed)
+        else:
+            assert self.pool is not None
+            self.images = None
+            self.order = MixedOrder(
+                self.pool.sources, config.batch_size, config.seed, config.sample_size
+            )
+        if self.pool is not None:  # before any state is loaded: a changed source list stops here
+            specs = [s.spec for s in self.pool.sources]
+            check_resume_sources(self.run_dir, specs, latest_checkpoint(self.run_dir) is not None)
         self.step = 0
         self.totals: dict[str, Any] = {"images_seen": 0, "wall_seconds": {}, "runs": []}
         self.last_loss: float | None = None
@@ -207,7 +229,12 @@ class PretrainTrainer:
         # what this start creates is removed again if the run fails before its first checkpoint
         self._created = [
             p
-            for p in (self.run_dir, self.run_dir / CONFIG_FILE, self.run_dir / LOSS_FILE)
+            for p in (
+                self.run_dir,
+                self.run_dir / CONFIG_FILE,
+                self.run_dir / LOSS_FILE,
+                self.run_dir / SOURCES_FILE,
+            )
             if not p.exists()
         ]
         if not self.resumed:
@@ -224,6 +251,8 @@ class PretrainTrainer:
             )
         self.run_dir.mkdir(parents=True, exist_ok=True)
         config.save(self.run_dir / CONFIG_FILE)
+        if self.pool is not None:
+            write_sources(self.run_dir, self.pool.records())
         self._sample_unet = None
         self._sample_seconds: float | None = None
 
@@ -238,8 +267,12 @@ class PretrainTrainer:
                 "warm-start with the export's own config (drop the shape options)"
             ) from None
         n, batch = self.order.n, self.cfg.batch_size
-        epoch, position = start_position(run.steps, run.pool_size, n, batch)
-        self.order = BatchOrder(n, batch, self.cfg.seed, epoch, position)
+        if isinstance(self.order, MixedOrder):  # its state is the step; the pool size must match
+            start_position(run.steps, run.pool_size, n, 1)
+            self.order.step = run.steps
+        else:
+            epoch, position = start_position(run.steps, run.pool_size, n, batch)
+            self.order = BatchOrder(n, batch, self.cfg.seed, epoch, position)
         self.step = self.warm_start_step = run.steps
         self.gen.manual_seed(self.cfg.seed + 1 + run.steps)
         at = datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -276,8 +309,18 @@ class PretrainTrainer:
             py = st["rng"]["python"]
             random.setstate((py[0], tuple(py[1]), py[2]))
             o = st["order"]
-            order = BatchOrder(n, self.cfg.batch_size, o["seed"], o["epoch"], o["position"])
             step, totals = int(st["step"]), dict(st["totals"])
+            mixed = isinstance(self.order, MixedOrder)
+            if (o.get("kind") == "mixed") != mixed:
+                raise CheckpointError(
+                    f"{folder} was trained with {'mixed' if not mixed else 'epoch'} batches but "
+                    "this pool gives the other kind; resume with the same sources or a new --out"
+                )
+            if isinstance(self.order, MixedOrder):
+                order: BatchOrder | MixedOrder = self.order
+                order.step = step
+            else:
+                order = BatchOrder(n, self.cfg.batch_size, o["seed"], o["epoch"], o["position"])
             warm_start_step = int(st.get("warm_start_step", 0))
         except (KeyError, TypeError, ValueError, IndexError, RuntimeError) as exc:
             raise CheckpointError(
@@ -354,6 +397,14 @@ class PretrainTrainer:
         return path
 
     # ----------------------------------------------------------------- loop
+    def _next_images(self) -> torch.Tensor:
+        """The next batch as uint8 ``(B, S, S, 3)`` on the device (advances the order)."""
+        if isinstance(self.order, MixedOrder):
+            return torch.from_numpy(self.order.next_batch()).to(self.device)
+        assert self.images is not None
+        idx = torch.from_numpy(self.order.next_indices()).to(self.device)
+        return self.images[idx]
+
     def train_step(self) -> float:
         """One optimiser step; returns the plain (unweighted) MSE, the logged loss.
 
@@ -361,8 +412,7 @@ class PretrainTrainer:
         logged value stays the plain MSE, comparable with ``mse`` runs.
         """
         cfg, gen = self.cfg, self.gen
-        idx = torch.from_numpy(self.order.next_indices()).to(self.device)
-        x = self.images[idx].permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
+        x = self._next_images().permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
         b = x.shape[0]
         if cfg.flips:
             hflip = (torch.rand(b, generator=gen) < 0.5).to(self.device)[:, None, None, None]
@@ -441,6 +491,9 @@ class PretrainTrainer:
             "start_step": self.step,
             "end_step": self.step,
         }
+        if self.pool is not None:  # the run's history names its data
+            keys = ("kind", "name", "count", "weight", "scale", "crops")
+            self._run_entry["sources"] = [{k: r.get(k) for k in keys} for r in self.pool.records()]
         self.totals.setdefault("runs", []).append(self._run_entry)
         first_step, saved_step, reason = self.step, self.step, "max_steps"
         target = opt.max_steps
