@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from fixtures.geobench.make import make_task
-from satdifuser.bench import geobench
-from satdifuser.bench.geobench import ModelSpec, Run, parse_model, parse_partition, read_result
+from satdifuser.bench import geobench, geobench_sweep
+from satdifuser.bench.geobench_runs import ModelSpec, Run, parse_model, parse_partition, read_result
 from satdifuser.cli.bench import BENCHMARKS
 from satdifuser.errors import ConfigError
 
@@ -39,7 +39,7 @@ def argv(root: Path, out: Path, cache: Path, **over: str) -> list[str]:
 def counting(mp: pytest.MonkeyPatch, crash_after: int | None = None) -> list[str]:
     """Wrap ``train_run``: record each run's key; raise Crash once ``crash_after`` ran."""
     calls: list[str] = []
-    real = geobench.train_run
+    real = geobench_sweep.train_run
 
     def wrapped(run: Run, *args: object, **kwargs: object) -> dict:
         if crash_after is not None and len(calls) >= crash_after:
@@ -48,7 +48,7 @@ def counting(mp: pytest.MonkeyPatch, crash_after: int | None = None) -> list[str
         calls.append(run.key)
         return real(run, *args, **kwargs)  # type: ignore[arg-type]
 
-    mp.setattr(geobench, "train_run", wrapped)
+    mp.setattr(geobench_sweep, "train_run", wrapped)
     return calls
 
 
