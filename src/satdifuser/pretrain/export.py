@@ -21,6 +21,7 @@ from satdifuser.pretrain.checkpoint import latest_checkpoint, load_checkpoint
 from satdifuser.pretrain.config import PretrainConfig, build_scheduler, build_unet, check_model
 from satdifuser.pretrain.ema import EMAWeights
 from satdifuser.pretrain.sampling import generate, save_grid
+from satdifuser.pretrain.sources import stored_sources
 from satdifuser.pretrain.trainer import CONFIG_FILE, LOSS_FILE
 
 
@@ -57,6 +58,39 @@ def _recipe(cfg: PretrainConfig) -> tuple[str, str]:
     return loss, f"timesteps {steps}; augmentation: {', '.join(augment) or 'none'}"
 
 
+EUROSAT_DATA = (
+    "EuroSAT RGB (Sentinel-2, 10 m, MIT licence; Helber et al., IEEE JSTARS 2019): only the\n"
+    "`unlabeled` pool of the fixed split `eurosat_rgb_split.json`. The `val` and `test` images "
+    "were never\nseen, nor the labelled `train` budgets."
+)
+
+
+def _data_section(sources: list[dict[str, Any]] | None, size: int) -> str:
+    """The card's data paragraph: one "Data" line per source (EuroSAT alone before sources.json)."""
+    if not sources:
+        return EUROSAT_DATA
+    total = sum(float(r.get("weight", 1.0)) for r in sources) or 1.0
+    lines = []
+    for r in sources:
+        crops, weight = r.get("crops"), float(r.get("weight", 1.0))
+        how = (
+            f"random crops of {'/'.join(map(str, crops))} px resized to {size}"
+            if crops
+            else f"whole images resized to {size}"
+        )
+        lines.append(
+            f"- Data: `{r.get('kind')}` `{r.get('name', '-')}`: {r.get('count', '?')} images, "
+            f"weight {weight:g} ({100 * weight / total:.0f}% of samples), "
+            f"scale {float(r.get('scale', 1.0)):g}, {how}"
+        )
+    held = (
+        "Held-out images were never read: EuroSAT only `unlabeled`, GEO-Bench only `train`, "
+        "folders only `train/`, Dubai never the validation tile of `satdifuser bench dubai`."
+    )
+    eurosat = EUROSAT_DATA + "\n\n" if any(r.get("kind") == "eurosat" for r in sources) else ""
+    return eurosat + "\n".join(lines) + "\n\n" + held
+
+
 def _model_card(name: str, cfg: PretrainConfig, summary: dict[str, Any]) -> str:
     secs = summary["wall_seconds"]
     hw_lines = "\n".join(f"| {hw} | {s / 60:.1f} |" for hw, s in secs.items()) or "| - | - |"
@@ -81,9 +115,8 @@ parameters, {cfg.sample_size}x{cfg.sample_size} RGB) pre-trained by `satdifuser 
 generative model, for use as a frozen feature extractor (`create_backbone("{name}")`).
 
 ## Data
-EuroSAT RGB (Sentinel-2, 10 m, MIT licence; Helber et al., IEEE JSTARS 2019): only the
-`unlabeled` pool of the fixed split `eurosat_rgb_split.json`. The `val` and `test` images were never
-seen, nor the labelled `train` budgets. Images scaled to [-1, 1], random horizontal/vertical flips.
+{_data_section(summary.get("sources"), cfg.sample_size)}
+Images scaled to [-1, 1], random horizontal/vertical flips.
 
 ## Training
 - DDPM, {cfg.num_train_timesteps} steps, {cfg.beta_schedule} betas, `{cfg.prediction_type}`
@@ -206,6 +239,7 @@ def export_pipeline(
             "size_mb": weights.stat().st_size / 2**20,
             "sample_images": sample_images,
             "sample_steps": sample_steps,
+            "sources": stored_sources(run_dir),
             **_loss_summary(run_dir, int(state["step"])),
         }
         if totals.get("first_loss") is not None:  # a warm start keeps the very first loss
