@@ -88,7 +88,7 @@ def _data_section(sources: list[dict[str, Any]] | None, size: int) -> str:
         "folders only `train/`, Dubai never the validation tile of `satdifuser bench dubai`."
     )
     eurosat = EUROSAT_DATA + "\n\n" if any(r.get("kind") == "eurosat" for r in sources) else ""
-    return eurosat + "\n".join(lines) + "\n\n" + held
+    return eurosat + "\n".join(lines) + "\n\n" + held + "\n"
 
 
 def _model_card(name: str, cfg: PretrainConfig, summary: dict[str, Any]) -> str:
