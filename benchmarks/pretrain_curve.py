@@ -36,27 +36,31 @@ def export(src: Path, out: Path) -> Path:
     return dest
 
 
-def evaluate(backbone: Path, out: Path, budgets: str, threads: int) -> dict:
+def evaluate(backbone: Path, out: Path, budgets: str, threads: int, seeds: str = "0") -> dict:
     """Run the bench once for ``backbone`` (skipped when its results exist)."""
     res = out / "results.json"
     if not res.is_file():
         cmd = ["satdifuser", "bench", "eurosat", "--backbone", str(backbone), "--parts",
                "satdifuser", "--fusions", "global_weighted", "--budgets", budgets, "--seeds",
-               "0", "--append-md", "none", "--no-progress", "--out", str(out), "--threads",
+               seeds, "--append-md", "none", "--no-progress", "--out", str(out), "--threads",
                str(threads)]  # fmt: skip
         subprocess.run(cmd, check=True)
     return json.loads(res.read_text())
 
 
 def point(backbone: Path, results: dict) -> dict:
-    """One row: compute spent and val accuracy per (method, budget)."""
+    """One row: compute spent and val accuracy per (method, budget), the mean over seeds."""
     t = json.loads((backbone / "training.json").read_text())
     row = {"steps": t["steps"], "images_seen": t["images_seen"],
            "cpu_wall_min": sum(t["wall_seconds"].values()) / 60,
            "final_loss": t["final_loss"], "weights": results["backbone_weights"]}  # fmt: skip
+    acc: dict[str, list[float]] = {}
     for r in results["runs"]:
         if r["method"] in METHODS:
-            row[f"{METHODS[r['method']]} {r['budget']}"] = 100 * r["val_accuracy"]
+            acc.setdefault(f"{METHODS[r['method']]} {r['budget']}", []).append(r["val_accuracy"])
+    for key, values in acc.items():
+        row[key] = 100 * sum(values) / len(values)
+        row[f"{key} seeds"] = [round(100 * v, 2) for v in values]
     return row
 
 
@@ -65,8 +69,9 @@ def table(rows: list[dict], budgets: list[int]) -> str:
     head = ["steps", "images seen", "wall min", "final loss", *[f"val OA {c}/class" for c in cols]]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in sorted(rows, key=lambda r: r["images_seen"]):
+        accs = [f"{r.get(c, float('nan')):.2f}" for c in cols]
         vals = [str(r["steps"]), f"{r['images_seen']:,}", f"{r['cpu_wall_min']:.0f}",
-                f"{r['final_loss']:.4f}", *[f"{r.get(c, float('nan')):.2f}" for c in cols]]  # fmt: skip
+                f"{r['final_loss']:.4f}", *accs]  # fmt: skip
         lines.append("| " + " | ".join(vals) + " |")
     return "\n".join(lines)
 
@@ -77,13 +82,15 @@ def main(argv: list[str]) -> int:
     p.add_argument("--out", type=Path, default=Path("runs/curve"))
     p.add_argument("--budgets", default="10,200")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--seeds", default="0", help="comma list; each value is the mean over them")
     p.add_argument("--append-md", type=Path, default=None)
     a = p.parse_args(argv)
     budgets = [int(b) for b in a.budgets.split(",")]
     rows = []
     for src in a.sources:
         bb = export(src, a.out)
-        rows.append(point(bb, evaluate(bb, a.out / f"eval-{src.name}", a.budgets, a.threads)))
+        name = f"eval-{src.name}" + ("" if a.seeds == "0" else f"-s{a.seeds.replace(',', '')}")
+        rows.append(point(bb, evaluate(bb, a.out / name, a.budgets, a.threads, a.seeds)))
         print(table(rows, budgets), flush=True)
     (a.out / "curve.json").write_text(json.dumps(rows, indent=1) + "\n")
     if a.append_md:
