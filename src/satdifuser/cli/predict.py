@@ -8,12 +8,15 @@ Examples::
     satdifuser predict --model runs/dubai/model tiles/ --out maps/ --overlap 32 --batch-size 64
 
 Classification writes one CSV; segmentation writes one class map per input (GeoTIFF with the
-input's CRS/transform/nodata, or a colour PNG for plain images). See ``docs/predict.md``.
+input's CRS/transform/nodata, or a colour PNG for plain images). A model trained on resampled
+imagery (``input.resample`` in its config, e.g. 0.25) gets native pixels resized by that factor;
+``--resample`` overrides it. See ``docs/predict.md``.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--overlap",
         type=int,
         default=None,
-        help="segmentation window overlap in pixels (default tile_size // 4)",
+        help="segmentation window overlap in input pixels (default a quarter of the window: "
+        "tile_size // 4, or round(tile_size / resample) // 4 for a resampling model)",
     )
     p.add_argument(
         "--blend",
@@ -66,6 +70,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=None,
         help="raw value that maps to 1.0 (e.g. 10000 for reflectance x 10,000)",
+    )
+    p.add_argument(
+        "--resample",
+        type=float,
+        default=None,
+        help="factor applied to input pixels before the model, in (0, 4] (default: the model's "
+        "input.resample, the factor it was trained at; 0.25 = 4x coarser)",
     )
     p.add_argument("--threshold", type=float, default=0.5, help="multilabel decision threshold")
     p.add_argument("--device", default=None, help="torch device for the model (default: as loaded)")
@@ -119,12 +130,20 @@ def run(argv: list[str]) -> int:
 
         torch.set_num_threads(args.threads)
     model = load_model(args.model, args.device)
+    if args.resample is not None:
+        from satdifuser.predict.protocol import model_resample
+
+        stored, given = model_resample(model), model_resample(model, args.resample)
+        if given != stored:
+            print(f"note: --resample {given:g} overrides the model's resample {stored:g} (the "
+                  "factor it was trained at)", file=sys.stderr)  # fmt: skip
     bar = _Progress(args.no_progress)
     try:
         result = predict(
             model, args.inputs, args.out, batch_size=args.batch_size, overlap=args.overlap,
             blend=args.blend, probabilities=args.probabilities, footprints=args.footprints,
             bands=args.bands, scale=args.scale, threshold=args.threshold, progress=bar,
+            resample=args.resample,
         )  # fmt: skip
     finally:
         bar.close()

@@ -5,9 +5,11 @@ images of a :class:`~satdifuser.data.mask_folder.MaskFolder` by ``scale`` (antia
 masks nearest) and serves either ``window``-square grid windows (last flush with the edge; image
 padded with 0 and mask with ``ignore_index`` when smaller) or whole images whose ``mask`` stays at
 native resolution, so a sliding-window prediction upsampled to the mask is scored on every native
-labelled pixel (``SegmentationTask(sliding_window=...)``). :class:`ScaledDubaiDataModule` is the
-Dubai aerial split by tile on top of it; :class:`FitTestDataModule` pairs a (cached) data module
-for fit with another one for test.
+labelled pixel (``SegmentationTask(sliding_window=...)``). The resize (bilinear, antialiased,
+``align_corners=False``) is the one ``satdifuser.model.resample`` repeats at prediction: data
+modules expose ``scale`` as ``resample``, which the task saves in the model's input contract.
+:class:`ScaledDubaiDataModule` is the Dubai aerial split by tile on top of it;
+:class:`FitTestDataModule` pairs a (cached) data module for fit with another one for test.
 
 .. versionadded:: 0.2
 """
@@ -179,6 +181,11 @@ class ScaledDubaiDataModule(FolderDataModule):
         self.ignore = ignore_index
         self.folders: dict[str, DubaiAerial] = {}
 
+    @property
+    def resample(self) -> float:
+        """Factor native pixels are resized by (``scale``); saved in the model's input contract."""
+        return float(self.scale)
+
     def folder(self, tiles: str) -> DubaiAerial:
         """The whole-image dataset of the ``train`` or ``val`` tiles."""
         if tiles not in self.folders:
@@ -216,6 +223,12 @@ class FitTestDataModule(WrappingDataModule):
 
     def __init__(self, fit: LightningDataModule, test: LightningDataModule) -> None:
         super().__init__()
+        rates = [float(getattr(dm, "resample", 1.0)) for dm in (fit, test)]
+        if rates[0] != rates[1]:
+            raise ConfigError(
+                f"the fit data resamples pixels by {rates[0]:g} but the test data by {rates[1]:g}; "
+                "give both the same scale"
+            )
         self.fit_data, self.test_data = fit, test
         self.datamodule = fit  # what task checks look into
 

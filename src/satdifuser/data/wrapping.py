@@ -9,7 +9,7 @@ from lightning.pytorch import LightningDataModule
 
 class WrappingDataModule(LightningDataModule):
     """Forwards the data attributes tasks check (``num_classes``, ``classes``, ``task_type``,
-    ``ignore_index``) and any other unknown attribute to ``self.datamodule``.
+    ``ignore_index``, ``resample``) and any other unknown attribute to ``self.datamodule``.
 
     Subclasses set ``self.datamodule`` in ``__init__`` (after ``super().__init__()``).
     """
@@ -35,6 +35,11 @@ class WrappingDataModule(LightningDataModule):
     def ignore_index(self) -> int:
         """Forwarded from the wrapped data module."""
         return int(getattr(self.datamodule, "ignore_index", 255))
+
+    @property
+    def resample(self) -> float:
+        """Forwarded from the wrapped data module (1.0 when it does not resample pixels)."""
+        return float(getattr(self.datamodule, "resample", 1.0))
 
     def __getattr__(self, name: str) -> Any:
         inner = self.__dict__.get("datamodule")

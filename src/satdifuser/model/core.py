@@ -22,13 +22,22 @@ from satdifuser.features.spec import FeatureInfo
 from satdifuser.fusion.base import FUSIONS, BaseFusion
 from satdifuser.heads.base import HEADS
 from satdifuser.model.inputs import InputAdapter
+from satdifuser.model.resample import (
+    check_resample,
+    resampled_size,
+    resize_images,
+    resize_probabilities,
+)
 from satdifuser.model.standardize import ChannelStandardizer
 
 TASK_TYPES = ("classification", "multilabel", "segmentation")
 
 DEFAULT_INPUT: dict[str, Any] = {"channels": 3, "value_range": [0.0, 1.0], "band_names": None,
-                                 "raster_scale": None, "spec": None}  # fmt: skip
-"""Input contract: images ``(B, channels, H, W)`` float in ``value_range``. ``raster_scale``
+                                 "raster_scale": None, "spec": None, "resample": 1.0}  # fmt: skip
+"""Input contract: images ``(B, channels, H, W)`` float in ``value_range``. ``resample`` is the
+factor native pixels were resized by before the model in training (0.25: 4x coarser, e.g.
+``ScaledTiles(scale=0.25)``); ``predict``/``predict_proba`` and ``satdifuser predict`` resize
+native input by it (model folders saved without it load as 1.0). ``raster_scale``
 (a number, or None for "uint8 / 255, floats as they are") maps raw file values to that range
 when predicting on files; ``band_names`` documents the bands in order. ``spec`` (an
 :class:`~satdifuser.model.inputs.InputSpec` config) makes the model take multispectral,
@@ -48,6 +57,7 @@ class SatDiFuserModel(nn.Module):
         input_contract: See :data:`DEFAULT_INPUT` (missing keys take the defaults).
         ignore_index: Label value ignored in training (segmentation), recorded for users.
         card: Free-form facts for the model card (data, metrics, command).
+        resample: Set ``input_contract["resample"]`` (see :data:`DEFAULT_INPUT`), in (0, 4].
 
     .. versionadded:: 0.2
     """
@@ -63,6 +73,7 @@ class SatDiFuserModel(nn.Module):
         input_contract: dict[str, Any] | None = None,
         ignore_index: int | None = None,
         card: dict[str, Any] | None = None,
+        resample: float | None = None,
     ) -> None:
         super().__init__()
         if task_type not in TASK_TYPES:
@@ -84,6 +95,9 @@ class SatDiFuserModel(nn.Module):
         self.class_names = [str(c) for c in class_names]
         self.ignore_index = ignore_index
         self.input_contract = {**DEFAULT_INPUT, **(input_contract or {})}
+        if resample is not None or self.input_contract.get("resample") is None:
+            self.input_contract["resample"] = 1.0 if resample is None else resample
+        self.input_contract["resample"] = check_resample(self.input_contract["resample"])
         spec = self.input_contract.get("spec")
         self.input_adapter = InputAdapter(spec) if spec else None
         if self.input_adapter is not None:
@@ -106,6 +120,11 @@ class SatDiFuserModel(nn.Module):
     def in_channels(self) -> int:
         """Bands the model takes."""
         return int(self.input_contract["channels"])
+
+    @property
+    def resample(self) -> float:
+        """Factor native pixels are resized by before the model (``input.resample``)."""
+        return float(self.input_contract["resample"])
 
     @property
     def tile_size(self) -> int:
@@ -147,16 +166,32 @@ class SatDiFuserModel(nn.Module):
         return torch.softmax(logits.float(), dim=1)
 
     @torch.no_grad()
-    def predict_proba(self, images: Tensor, metadata: Tensor | None = None) -> Tensor:
-        """Class probabilities: ``(B, K)``, or ``(B, K, H, W)`` for segmentation."""
+    def predict_proba(
+        self, images: Tensor, metadata: Tensor | None = None, *, resample: float | None = None
+    ) -> Tensor:
+        """Class probabilities: ``(B, K)``, or ``(B, K, H, W)`` for segmentation.
+
+        ``images`` are native pixels: they are resized by :attr:`resample` (or the ``resample``
+        given here; 1.0 for images already at the model's scale) before the model, and
+        segmentation probabilities are resized back to ``(H, W)``.
+        """
         self.eval()
+        factor = self.resample if resample is None else check_resample(resample)
         images = self._check_images(images)
-        return self.probabilities(self(images.to(self._device()), metadata)).cpu()
+        size = tuple(images.shape[-2:])
+        if factor != 1.0:
+            images = resize_images(images, resampled_size(*size, factor))
+        probs = self.probabilities(self(images.to(self._device()), metadata))
+        if self.task_type == "segmentation" and tuple(probs.shape[-2:]) != size:
+            probs = resize_probabilities(probs, size)  # type: ignore[arg-type]
+        return probs.cpu()
 
     @torch.no_grad()
-    def predict(self, images: Tensor, metadata: Tensor | None = None) -> Tensor:
+    def predict(
+        self, images: Tensor, metadata: Tensor | None = None, *, resample: float | None = None
+    ) -> Tensor:
         """Hard predictions: class ids ``(B,)`` / ``(B, H, W)``; 0/1 ``(B, K)`` for multi-label."""
-        probs = self.predict_proba(images, metadata)
+        probs = self.predict_proba(images, metadata, resample=resample)
         if self.task_type == "multilabel":
             return (probs >= 0.5).long()
         return probs.argmax(1)

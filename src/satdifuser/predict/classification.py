@@ -1,11 +1,12 @@
 """Classification (single- and multi-label) of image files and GeoTIFFs into one CSV.
 
-Each image is read whole (classification inputs are patches) and passed at its own size;
-images of equal size are batched. The CSV has one row per image in input order: ``path``,
-``predicted`` (the arg-max class, or for multi-label models every class with probability >=
-``threshold`` joined by ``;``) and ``prob_<class>`` for each class. For georeferenced inputs a
-footprint file can be written too: GeoJSON (``.geojson``/``.json``, WGS84 polygons,
-RFC 7946) or CSV (``.csv``, WKT polygons in WGS84).
+Each image is read whole (classification inputs are patches) and passed at its own size, resized
+by the model's ``resample`` factor first when it records one (a model trained on 0.25x imagery
+sees 0.25x images); images of equal size are batched. The CSV has one row per image in input
+order: ``path``, ``predicted`` (the arg-max class, or for multi-label models every class with
+probability >= ``threshold`` joined by ``;``) and ``prob_<class>`` for each class. For
+georeferenced inputs a footprint file can be written too: GeoJSON (``.geojson``/``.json``, WGS84
+polygons, RFC 7946) or CSV (``.csv``, WKT polygons in WGS84).
 """
 
 from __future__ import annotations
@@ -22,8 +23,10 @@ import numpy as np
 import torch
 
 from satdifuser.errors import ConfigError, InputShapeError
+from satdifuser.model.resample import resampled_size, resize_images
 from satdifuser.predict.geo import footprint_lonlat
 from satdifuser.predict.prepare import make_preparer
+from satdifuser.predict.protocol import model_resample, predict_at_model_scale
 from satdifuser.predict.segmentation import model_device
 from satdifuser.predict.sources import GeoTiffSource, open_source
 from satdifuser.predict.stats import PredictStats, ProgressFn
@@ -74,6 +77,7 @@ def predict_classification(
     scale: float | None = None,
     threshold: float = 0.5,
     progress: ProgressFn | None = None,
+    resample: float | None = None,
 ) -> PredictStats:
     """Classify ``inputs`` and write the CSV (and the footprints of georeferenced inputs).
 
@@ -87,8 +91,11 @@ def predict_classification(
         scale: Raw value that maps to 1.0 (see :mod:`satdifuser.predict.prepare`).
         threshold: Multi-label decision threshold.
         progress: Called with ``(images done, images total)``.
+        resample: Resize factor of the images before the model, overriding ``model.resample``
+            (default: the model's, else 1.0).
 
     Raises:
+        ConfigError: Bad footprints suffix, ``batch_size`` or ``resample``.
         InputError: An image's band count or scaling does not fit the model.
         InputShapeError: The model returns probabilities of the wrong shape.
     """
@@ -99,6 +106,7 @@ def predict_classification(
         )
     if batch_size < 1:
         raise ConfigError(f"batch_size={batch_size} must be >= 1")
+    factor = model_resample(model, resample)
     names = list(model.class_names)
     multilabel = model.task_type == "multilabel"
     prepare = make_preparer(model, scale)
@@ -112,7 +120,7 @@ def predict_classification(
         group = shapes.pop(shape)
         t0 = time.perf_counter()
         with torch.inference_mode():
-            out = model.predict_proba(torch.stack([t for _, t in group]).to(device))
+            out = predict_at_model_scale(model, torch.stack([t for _, t in group]).to(device))
         out = out.float().cpu()
         stats.model_seconds += time.perf_counter() - t0
         if tuple(out.shape) != (len(group), len(names)):
@@ -129,6 +137,9 @@ def predict_classification(
             if mask is not None:
                 raw = np.where(mask, raw, np.zeros((), dtype=raw.dtype))
             tensor = prepare(raw, source.name)
+            if factor != 1.0:
+                size = resampled_size(source.height, source.width, factor)
+                tensor = resize_images(tensor[None], size)[0]
             stats.pixels += source.height * source.width
             if footprints_path is not None and isinstance(source, GeoTiffSource):
                 if source.georeferenced and (ring := footprint_lonlat(source.dataset)):

@@ -13,7 +13,7 @@ from satdifuser.errors import ConfigError, DatasetNotFoundError
 from satdifuser.predict.blending import BlendMode
 from satdifuser.predict.classification import predict_classification
 from satdifuser.predict.geo import GEOTIFF_SUFFIXES
-from satdifuser.predict.protocol import check_model
+from satdifuser.predict.protocol import check_model, model_resample
 from satdifuser.predict.segmentation import predict_segmentation
 from satdifuser.predict.sources import is_geotiff
 from satdifuser.predict.stats import PredictStats, ProgressFn
@@ -106,6 +106,7 @@ def predict(
     scale: float | None = None,
     threshold: float = 0.5,
     progress: ProgressFn | None = None,
+    resample: float | None = None,
 ) -> PredictResult:
     """Apply ``model`` to image files, folders and GeoTIFFs.
 
@@ -120,7 +121,8 @@ def predict(
         inputs: Files and folders.
         out: Output file or folder.
         batch_size: Windows or images per model call.
-        overlap: Segmentation window overlap in pixels (default ``tile_size // 4``).
+        overlap: Segmentation window overlap in native pixels (default a quarter of the window,
+            ``tile_size // 4`` without resampling).
         blend: Segmentation weight window.
         probabilities: Segmentation: also write per-class probabilities.
         footprints: Classification: ``.geojson`` or ``.csv`` footprint file.
@@ -128,13 +130,19 @@ def predict(
         scale: Raw value that maps to 1.0 (for uint16 and other non-8-bit input).
         threshold: Multilabel decision threshold.
         progress: Called with ``(done, total)`` per input (windows or images).
+        resample: Factor from native pixels to the model's, overriding ``model.resample`` (the
+            factor it was trained at; absent: 1.0). Classification resizes each image by it;
+            segmentation reads native windows of ``round(tile_size / resample)`` pixels and
+            writes maps on the input's grid.
 
     Raises:
-        ConfigError: Options that do not fit the model's task or the outputs.
+        ConfigError: Options that do not fit the model's task or the outputs, or a
+            ``resample`` out of (0, 4].
         DatasetNotFoundError: Missing inputs.
         InputError: Band count or scaling the model was not trained for.
     """
     m = check_model(model)
+    model_resample(m, resample)  # a bad factor fails before anything is read
     files = expand_inputs(inputs)
     out = Path(out)
     result = PredictResult()
@@ -145,7 +153,7 @@ def predict(
         fp = Path(footprints) if footprints is not None else None
         result.stats = predict_classification(
             m, files, csv_path, footprints_path=fp, batch_size=batch_size, bands=bands,
-            scale=scale, threshold=threshold, progress=progress,
+            scale=scale, threshold=threshold, progress=progress, resample=resample,
         )  # fmt: skip
         result.outputs = [csv_path] + ([fp] if fp is not None else [])
         return result
@@ -160,7 +168,7 @@ def predict(
             target = target.with_suffix(".tif")
         stats = predict_segmentation(
             m, f, target, probabilities_path=proba, overlap=overlap, batch_size=batch_size,
-            blend=blend, bands=bands, scale=scale, progress=progress,
+            blend=blend, bands=bands, scale=scale, progress=progress, resample=resample,
         )  # fmt: skip
         result.stats.add(stats)
         result.outputs += [target] + ([proba] if proba is not None else [])

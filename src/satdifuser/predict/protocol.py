@@ -3,16 +3,23 @@
 Any object with these members works (``satdifuser.model.SatDiFuserModel`` is one); tests use tiny
 fakes. ``prepare_raster`` is optional: without it
 :func:`~satdifuser.predict.prepare.default_prepare_raster` maps raw pixels to [0, 1].
+
+``resample`` is optional too (absent: 1.0): the factor native pixels were resized by in training.
+``predict`` then reads native windows of ``round(tile_size / resample)`` pixels, resizes them to
+``tile_size`` itself and calls the model at its own scale, ``predict_proba(x, resample=1.0)``: a
+model that records a factor other than 1 resamples in ``predict_proba`` and must take that
+keyword to skip it (see :func:`predict_at_model_scale`).
 """
 
 from __future__ import annotations
 
-from typing import Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 from torch import Tensor
 
 from satdifuser.errors import ConfigError
+from satdifuser.model.resample import check_resample
 
 TaskType = Literal["classification", "multilabel", "segmentation"]
 TASK_TYPES: tuple[str, ...] = ("classification", "multilabel", "segmentation")
@@ -78,4 +85,27 @@ def check_model(model: object) -> PredictModel:
     return m
 
 
-__all__ = ["TASK_TYPES", "PredictModel", "RasterPreparer", "TaskType", "check_model"]
+def model_resample(model: object, override: float | None = None) -> float:
+    """The factor to apply: ``override`` when given, else ``model.resample``, else 1.0.
+
+    Raises:
+        ConfigError: The factor is not a number in (0, 4].
+    """
+    if override is not None:
+        return check_resample(override)
+    return check_resample(getattr(model, "resample", 1.0), "model.resample")
+
+
+def predict_at_model_scale(model: Any, images: Tensor) -> Tensor:
+    """``model.predict_proba`` on images already resized to the model's scale (no second resize).
+
+    Models that record ``resample`` other than 1 resize in ``predict_proba``; they are called with
+    ``resample=1.0``. Every other model is called as ``predict_proba(images)``.
+    """
+    if model_resample(model) != 1.0:
+        return model.predict_proba(images, resample=1.0)
+    return model.predict_proba(images)
+
+
+__all__ = ["TASK_TYPES", "PredictModel", "RasterPreparer", "TaskType", "check_model",
+           "model_resample", "predict_at_model_scale"]  # fmt: skip

@@ -14,6 +14,12 @@ The scene is processed one strip (a row of windows) at a time, left to right in 
 Peak memory therefore grows with the scene *width* (about ``tile x width x (4 K + 5)`` bytes for
 the accumulators plus one 256-row tile row of output) and not with its height. Windows whose
 pixels are all nodata are skipped.
+
+A model that records ``resample`` (native pixels x factor = model pixels, e.g. 0.25) is run on
+native windows of ``round(tile / resample)`` pixels: each is resized to ``tile`` (antialiased
+bilinear, as in training), predicted, and its probabilities are resized back (bilinear) to the
+native window before blending, so everything above holds with that native window in place of
+``tile`` and the output stays on the input's grid.
 """
 
 from __future__ import annotations
@@ -29,8 +35,10 @@ from torch import Tensor
 
 from satdifuser.data.tiling import window_starts
 from satdifuser.errors import ConfigError, InputShapeError
+from satdifuser.model.resample import resize_images, resize_probabilities
 from satdifuser.predict.blending import BlendMode, weight_window
 from satdifuser.predict.prepare import Preparer, make_preparer
+from satdifuser.predict.protocol import model_resample, predict_at_model_scale
 from satdifuser.predict.sources import GeoTiffSource, PixelSource, open_source
 from satdifuser.predict.stats import PredictStats, ProgressFn
 from satdifuser.predict.writers import GeoTiffWriter, PngWriter, RowWriter
@@ -99,6 +107,7 @@ def segment(
     blend: BlendMode = "triangular",
     keep_probs: bool = False,
     progress: ProgressFn | None = None,
+    resample: float | None = None,
 ) -> PredictStats:
     """Predict ``source`` window by window and stream the blended class map into ``writer``.
 
@@ -107,32 +116,38 @@ def segment(
         source: The scene.
         writer: Receives finished rows top to bottom.
         preparer: Raw pixels -> [0, 1] (default: :func:`make_preparer` of the model).
-        overlap: Pixels shared by neighbouring windows, in [0, tile) (default: tile // 4).
+        overlap: Native pixels shared by neighbouring windows, in [0, window) (default:
+            window // 4; window = ``round(tile / resample)``, the tile without resampling).
         batch_size: Windows per ``predict_proba`` call.
         blend: Weight window (``triangular``, ``hann``; ``uniform`` = plain averaging).
         keep_probs: Also hand blended probabilities (K, h, W) to the writer.
         progress: Called with ``(tiles done, tiles total)`` after each batch.
+        resample: Factor from native to model pixels, overriding ``model.resample`` (default:
+            the model's, else 1.0).
 
     Returns:
         Counters and timings.
 
     Raises:
-        ConfigError: ``overlap`` or ``batch_size`` out of range.
+        ConfigError: ``overlap``, ``batch_size`` or ``resample`` out of range.
         InputError: Band count or scaling the model cannot take (before anything is written).
         InputShapeError: The model returns probabilities of the wrong shape.
     """
     t_start = time.perf_counter()
     tile, k = int(model.tile_size), len(model.class_names)
-    overlap = tile // 4 if overlap is None else int(overlap)
-    if not 0 <= overlap < tile:
-        raise ConfigError(f"overlap={overlap} must be in [0, {tile}) pixels (tile_size={tile})")
+    factor = model_resample(model, resample)
+    win = tile if factor == 1.0 else max(1, round(tile / factor))  # native window side
+    overlap = win // 4 if overlap is None else int(overlap)
+    if not 0 <= overlap < win:
+        at = f"tile_size={tile}" + (f" / resample={factor:g}" if factor != 1.0 else "")
+        raise ConfigError(f"overlap={overlap} must be in [0, {win}) native pixels ({at})")
     if batch_size < 1:
         raise ConfigError(f"batch_size={batch_size} must be >= 1")
     prepare = preparer or make_preparer(model)
     h, w = source.height, source.width
-    th, tw = min(tile, h), min(tile, w)
-    ys, xs = window_starts(h, tile, tile - overlap), window_starts(w, tile, tile - overlap)
-    weights = weight_window(tile, blend)[:th, :tw]
+    th, tw = min(win, h), min(win, w)
+    ys, xs = window_starts(h, win, win - overlap), window_starts(w, win, win - overlap)
+    weights = weight_window(win, blend)[:th, :tw]
     strip = _Strip(k, th, w)
     device = model_device(model)
     stats = PredictStats(tiles=len(ys) * len(xs), pixels=h * w)
@@ -153,10 +168,18 @@ def segment(
             stats.skipped += len(xs[b : b + batch_size]) - len(run)
             if run:
                 pixels = prepare(raw, source.name)
-                tiles = torch.stack([pixels[:, :, x - x0 : x - x0 + tw] for x in run])
+                if win == tile:
+                    tiles = _pad_to(torch.stack([pixels[:, :, x - x0 : x - x0 + tw] for x in run]),
+                                    tile)  # fmt: skip
+                else:  # native window -> model scale, one at a time (memory: one window)
+                    tiles = torch.cat([
+                        resize_images(_pad_to(pixels[None, :, :, x - x0 : x - x0 + tw], win),
+                                      (tile, tile))
+                        for x in run
+                    ])  # fmt: skip
                 t0 = time.perf_counter()
                 with torch.inference_mode():
-                    probs = model.predict_proba(_pad_to(tiles, tile).to(device))
+                    probs = predict_at_model_scale(model, tiles.to(device))
                 probs = probs.float().cpu()
                 stats.model_seconds += time.perf_counter() - t0
                 if tuple(probs.shape) != (len(run), k, tile, tile):
@@ -165,7 +188,11 @@ def segment(
                         f"{len(run)} windows of {tile}x{tile}; expected "
                         f"({len(run)}, {k}, {tile}, {tile}) for a segmentation model"
                     )
-                weighted = probs[:, :, :th, :tw].numpy() * weights  # one op for the batch
+                if win == tile:
+                    weighted = probs[:, :, :th, :tw].numpy() * weights  # one op for the batch
+                else:  # model scale -> native window, one at a time
+                    weighted = (resize_probabilities(p[None], (win, win))[0, :, :th, :tw].numpy()
+                                * weights for p in probs)  # fmt: skip
                 for x, px in zip(run, weighted, strict=True):
                     strip.acc[:, :, x : x + tw] += px
                     strip.wsum[:, x : x + tw] += weights
@@ -188,16 +215,20 @@ def predict_segmentation(
     bands: list[int] | None = None,
     scale: float | None = None,
     progress: ProgressFn | None = None,
+    resample: float | None = None,
 ) -> PredictStats:
     """Segment one image or scene into ``output_path`` (``.tif``: GeoTIFF, ``.png``: colour PNG).
 
-    A GeoTIFF output carries the input's CRS, transform and nodata areas (class-id nodata: the
+    The output has the input's size whatever the model's ``resample`` (or ``resample`` given
+    here, overriding it; see :func:`segment`). A GeoTIFF output carries the input's CRS,
+    transform and nodata areas (class-id nodata: the
     input's integer nodata when it is not a class id, else 255, or 65535 above 255 classes), is
     tiled (256 x 256) and deflate-compressed, and has a colour table and the class names as the
     ``class_names`` tag. ``probabilities_path`` adds K float32 bands (NaN nodata).
 
     Raises:
-        ConfigError: Unknown output suffix, or a probability file for a PNG output.
+        ConfigError: Unknown output suffix, a probability file for a PNG output, or a
+            ``resample`` out of (0, 4].
         InputError: Band count or scaling the model was not trained for (nothing written).
     """
     suffix = output_path.suffix.lower()
@@ -208,6 +239,7 @@ def predict_segmentation(
             f"probabilities go into a GeoTIFF but the output {output_path} is a PNG; "
             "write a .tif output or drop the probabilities"
         )
+    model_resample(model, resample)  # fails before anything is opened or written
     prepare = make_preparer(model, scale)
     with open_source(input_path, bands) as source:
         raw, _ = source.read(0, 0, min(1, source.height), min(1, source.width))
@@ -230,7 +262,7 @@ def predict_segmentation(
             stats = segment(
                 model, source, writer, preparer=prepare, overlap=overlap,
                 batch_size=batch_size, blend=blend, keep_probs=probabilities_path is not None,
-                progress=progress,
+                progress=progress, resample=resample,
             )  # fmt: skip
             writer.finish()
         except BaseException:

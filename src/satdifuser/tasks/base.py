@@ -148,6 +148,9 @@ class BaseTask(LightningModule):
         contract = getattr(dm, "input_contract", None)
         if callable(contract):
             self.input_contract = dict(contract())
+        resample = getattr(dm, "resample", None)  # data resized from native pixels (ScaledTiles)
+        if resample is not None:
+            self.input_contract["resample"] = float(resample)
         if not self.standardizer.enabled or self.standardizer.is_fitted:
             return
         if dm is not None and callable(getattr(dm, "train_dataloader", None)):
