@@ -3,11 +3,13 @@
 Batches then hold ``features`` (list of (B, C, H, W) float32 maps in ``feature_info`` order),
 ``label`` or ``mask``, ``id`` (and ``image`` when ``keep_image``); tasks use ``features`` instead
 of running the extractor. In ``setup()`` every rank builds (or verifies and reuses) the cache of
-each split the stage needs; under DDP each rank extracts its own shards.
+each split the stage needs; under DDP each rank extracts its own shards. ``train_crop`` trains a
+segmentation model on random crops of the cached windows (see ``cache_crop``).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,13 @@ from torch.utils.data import DataLoader
 from satdifuser.data.loaders import seeded_loader
 from satdifuser.data.wrapping import WrappingDataModule
 from satdifuser.errors import ConfigError
+from satdifuser.features.cache_crop import (
+    CropGrid,
+    check_crop_step,
+    check_train_crop,
+    crop_grid,
+    crop_loader,
+)
 from satdifuser.features.cache_dataset import CachedFeatureDataset
 from satdifuser.features.cache_memory import InMemoryFeatures, in_memory_loader
 from satdifuser.features.cache_plan import check_deterministic, make_plan, select_taps, split_folder
@@ -58,10 +67,20 @@ class CachedDataModule(WrappingDataModule):
         in_memory: Serve each split from memory (one tensor slice per batch, the fast path for
             pooled features); None: when the split's cache is at most ``memory_limit_gb``.
         memory_limit_gb: Size limit of the automatic in-memory choice.
+        train_crop: Segmentation only: train on random ``train_crop`` x ``train_crop`` pixel crops
+            of the cached training windows (the same crop of every map, at its stride, and of
+            the mask; a new crop each epoch, a pure function of the wrapped datamodule's
+            ``seed``, the epoch and the row). A multiple of the coarsest feature stride, at most
+            the window. Validation and test are never cropped; the cache is the same with or
+            without crops. None: whole windows.
 
     Raises:
         CacheMismatchError: In ``setup()``, when ``cache_dir`` holds another configuration.
-        ConfigError: When a split is not deterministic (random augmentation or crops).
+        ConfigError: When a split is not deterministic (random augmentation or crops), or
+            ``train_crop`` does not fit the cached training windows (checked in ``setup()``).
+
+    .. versionchanged:: 0.3
+        ``train_crop``.
 
     .. versionadded:: 0.1
     """
@@ -81,6 +100,7 @@ class CachedDataModule(WrappingDataModule):
         progress: bool = True,
         in_memory: bool | None = None,
         memory_limit_gb: float = 2.0,
+        train_crop: int | None = None,
     ) -> None:
         super().__init__()
         self.datamodule = datamodule
@@ -94,6 +114,8 @@ class CachedDataModule(WrappingDataModule):
         )
         self.overwrite, self.keep_image, self.progress = overwrite, keep_image, progress
         self.in_memory, self.memory_limit_gb = in_memory, float(memory_limit_gb)
+        self.train_crop = check_train_crop(train_crop)
+        self.crop: CropGrid | None = None  # set up with the training split
         self.folders: dict[str, Path] = {}
         self.memory: dict[str, InMemoryFeatures] = {}
         info = list(extractor.feature_info)
@@ -132,6 +154,8 @@ class CachedDataModule(WrappingDataModule):
                 )
             source = self.source_dataset(split)
             check_deterministic(source, split)
+            if split == "train" and self.train_crop is not None:
+                self._check_crop_source(source)
             plan = make_plan(
                 source, self.extractor, dtype=self.dtype, keep_taps=self.keep_taps,
                 batch_size=self.extract_batch_size, shard_size=self.shard_size,
@@ -156,6 +180,37 @@ class CachedDataModule(WrappingDataModule):
                 memory = builder.plan.estimated_bytes <= self.memory_limit_gb * 1e9
             if memory and not self.keep_image:
                 self.memory[split] = InMemoryFeatures(self.datasets[split])
+            if split == "train" and self.train_crop is not None:
+                self.crop = self._crop_grid(self.train_crop, self._served(split))
+
+    def _check_crop_source(self, source: Any) -> None:
+        """Before extraction: the training samples have masks, and ``train_crop`` fits them
+        (exactly checked on the cached maps by :meth:`_crop_grid`)."""
+        crop, sample = int(self.train_crop or 0), source[0]
+        if "mask" not in sample:
+            raise ConfigError(
+                f"train_crop={crop} crops segmentation masks, but the training samples have "
+                "none (classification); set train_crop: null"
+            )
+        h, w = (int(v) for v in torch.as_tensor(sample["mask"]).shape[-2:])
+        size = getattr(getattr(self.extractor, "spec", None), "image_size", None)
+        if not size or size == h == w:  # maps at the window's own size: strides = reductions
+            check_crop_step(crop, math.lcm(1, *(f.reduction for f in self._feature_info)))
+        if crop > min(h, w):
+            raise ConfigError(
+                f"train_crop={crop} is larger than the {h}x{w} px training windows; use at most "
+                f"{min(h, w)} (or null for whole windows)"
+            )
+
+    def _served(self, split: str) -> CachedFeatureDataset | InMemoryFeatures:
+        return self.memory[split] if split in self.memory else self.datasets[split]
+
+    @staticmethod
+    def _crop_grid(crop: int, data: CachedFeatureDataset | InMemoryFeatures) -> CropGrid:
+        """The crop grid of the cached training maps (strides from their actual sizes)."""
+        sample = data[0]
+        return crop_grid(crop, [tuple(f.shape) for f in sample["features"]],
+                         tuple(sample["mask"].shape))  # fmt: skip
 
     # ---------------------------------------------------------------- loaders
     def _loader(self, split: str, train: bool) -> DataLoader[Any]:
@@ -165,15 +220,16 @@ class CachedDataModule(WrappingDataModule):
         batch = int(getattr(dm, "batch_size", 32))
         if not train:
             batch = int(getattr(dm, "eval_batch_size", None) or batch)
+        seed, workers = int(getattr(dm, "seed", 0)), int(getattr(dm, "num_workers", 0))
+        if split == "train" and self.crop is not None:
+            return crop_loader(self._served(split), self.crop, batch, seed, workers)
         if split in self.memory:
-            return in_memory_loader(self.memory[split], batch, train, int(getattr(dm, "seed", 0)))
-        return seeded_loader(
-            self.datasets[split], batch, train, int(getattr(dm, "seed", 0)),
-            int(getattr(dm, "num_workers", 0)),
-        )  # fmt: skip
+            return in_memory_loader(self.memory[split], batch, train, seed)
+        return seeded_loader(self.datasets[split], batch, train, seed, workers)
 
     def train_dataloader(self) -> DataLoader[Any]:
-        """Shuffled cached training split (seeded like the wrapped datamodule)."""
+        """Shuffled cached training split (seeded like the wrapped datamodule), random crops of
+        it with ``train_crop``."""
         return self._loader("train", True)
 
     def val_dataloader(self) -> DataLoader[Any]:
