@@ -17,6 +17,10 @@ tiled and deflate-compressed, written strip by strip) in a temporary folder, seg
 
 ``--fake`` uses a per-pixel linear model (1x1 convolution + softmax) with ``--tile``/``--classes``,
 which makes the floor tiny so the ratio shows the pipeline's own overhead.
+
+A model that records ``input.resample`` (or ``--resample``) reads native windows of
+``round(tile / resample)`` pixels, resized to ``tile``; the floor calls the model on those same
+windows at its tile size, so it still counts only the model.
 """
 
 from __future__ import annotations
@@ -90,25 +94,32 @@ def batch_sizes(size: int, tile: int, overlap: int, batch: int) -> list[int]:
     return per_strip * len(starts)
 
 
-def extraction_floor(model: object, scene: Path, sizes: list[int]) -> float:
-    """Seconds of only ``predict_proba`` on real windows of the scene, in the run's batch sizes."""
+def extraction_floor(model: object, scene: Path, sizes: list[int], window: int) -> float:
+    """Seconds of only ``predict_proba`` on real windows of the scene, in the run's batch sizes.
+
+    ``window`` is the native window side (``tile`` unless the model resamples): windows of that
+    side are read and resized to the model's tile size before timing, as the run does.
+    """
+    from satdifuser.model.resample import resize_images
     from satdifuser.predict.prepare import make_preparer
+    from satdifuser.predict.protocol import predict_at_model_scale
     from satdifuser.predict.sources import GeoTiffSource
 
     tile, batch = int(model.tile_size), max(sizes)  # type: ignore[attr-defined]
     with GeoTiffSource(scene) as src:
-        side = min(tile, src.height, src.width)
+        side = min(window, src.height, src.width)
         raw, _ = src.read(0, 0, side, min(src.width, side * batch))
     pixels = make_preparer(model)(raw, str(scene))
     tiles = [pixels[:, :, i * side : (i + 1) * side] for i in range(pixels.shape[-1] // side)]
     x = torch.stack([tiles[i % len(tiles)] for i in range(batch)])
-    x = torch.nn.functional.pad(x, (0, tile - side, 0, tile - side), mode="replicate")
+    x = torch.nn.functional.pad(x, (0, window - side, 0, window - side), mode="replicate")
+    x = resize_images(x, (tile, tile))
     batches = {n: x[:n].contiguous() for n in set(sizes)}
     with torch.inference_mode():
-        model.predict_proba(x[:1])  # type: ignore[attr-defined]  # warm-up (lazy init, kernels)
+        predict_at_model_scale(model, x[:1])  # warm-up (lazy init, kernels)
         t0 = time.perf_counter()
         for n in sizes:
-            model.predict_proba(batches[n]).float().cpu()  # type: ignore[attr-defined]
+            predict_at_model_scale(model, batches[n]).float().cpu()
     return time.perf_counter() - t0
 
 
@@ -121,7 +132,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tile", type=int, default=64, help="--fake: window side")
     p.add_argument("--classes", type=int, default=10, help="--fake: number of classes")
     p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--overlap", type=int, default=None, help="pixels (default tile // 4)")
+    p.add_argument("--overlap", type=int, default=None,
+                   help="native pixels (default a quarter of the native window)")  # fmt: skip
+    p.add_argument("--resample", type=float, default=None,
+                   help="native -> model pixel factor (default: the model's, else 1)")  # fmt: skip
     p.add_argument("--probabilities", action="store_true", help="also write the K-band file")
     p.add_argument("--device", default=None, help="torch device for the model")
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
@@ -130,6 +144,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     from satdifuser.predict import predict_segmentation
+    from satdifuser.predict.protocol import model_resample
+    from satdifuser.predict.segmentation import native_window
 
     if args.fake:
         model: object = FakeSegmenter(args.tile, args.classes)
@@ -146,16 +162,19 @@ def main(argv: list[str] | None = None) -> int:
         rss_before = _rss_mb()
         proba = folder / "proba.tif" if args.probabilities else None
         stats = predict_segmentation(model, scene, out, probabilities_path=proba,
-                                     overlap=args.overlap, batch_size=args.batch_size)  # fmt: skip
+                                     overlap=args.overlap, batch_size=args.batch_size,
+                                     resample=args.resample)  # fmt: skip
         peak = _rss_mb()
         tile = int(model.tile_size)  # type: ignore[attr-defined]
-        overlap = tile // 4 if args.overlap is None else args.overlap
-        sizes = batch_sizes(args.size, tile, overlap, args.batch_size)
+        factor = model_resample(model, args.resample)
+        window = native_window(tile, factor)
+        overlap = window // 4 if args.overlap is None else args.overlap
+        sizes = batch_sizes(args.size, window, overlap, args.batch_size)
         if sum(sizes) != stats.tiles - stats.skipped:  # the generated scene has no nodata
             raise RuntimeError(f"floor plan has {sum(sizes)} windows, the run {stats.tiles}")
-        floor = extraction_floor(model, scene, sizes)
+        floor = extraction_floor(model, scene, sizes, window)
         report = {
-            "size": args.size, "tile": tile,
+            "size": args.size, "tile": tile, "resample": factor, "native_window": window,
             "overlap": overlap,
             "batch_size": args.batch_size, "classes": len(model.class_names),  # type: ignore[attr-defined]
             "model": "fake-1x1conv" if args.fake else str(args.model),

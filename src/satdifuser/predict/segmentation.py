@@ -56,6 +56,11 @@ def model_device(model: object) -> torch.device:
     return torch.device("cpu")
 
 
+def native_window(tile: int, factor: float) -> int:
+    """Side in native pixels of a window that is ``tile`` pixels at the model's scale."""
+    return tile if factor == 1.0 else max(1, round(tile / factor))
+
+
 def _pad_to(tiles: Tensor, size: int) -> Tensor:
     """Pad (B, C, h, w) windows at the bottom/right to (B, C, size, size), mirroring the edge."""
     ph, pw = size - tiles.shape[-2], size - tiles.shape[-1]
@@ -136,7 +141,7 @@ def segment(
     t_start = time.perf_counter()
     tile, k = int(model.tile_size), len(model.class_names)
     factor = model_resample(model, resample)
-    win = tile if factor == 1.0 else max(1, round(tile / factor))  # native window side
+    win = native_window(tile, factor)
     overlap = win // 4 if overlap is None else int(overlap)
     if not 0 <= overlap < win:
         at = f"tile_size={tile}" + (f" / resample={factor:g}" if factor != 1.0 else "")
@@ -271,4 +276,4 @@ def predict_segmentation(
     return stats
 
 
-__all__ = ["model_device", "predict_segmentation", "segment"]
+__all__ = ["model_device", "native_window", "predict_segmentation", "segment"]
