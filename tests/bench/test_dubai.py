@@ -14,7 +14,7 @@ from PIL import Image
 
 from fixtures.mask_folder.make import make_dubai
 from satdifuser.bench import dubai
-from satdifuser.bench.dubai_report import segmentation_metrics_of
+from satdifuser.bench.dubai_report import segmentation_metrics_of, training_data
 from satdifuser.data.dubai_aerial import DUBAI_CLASSES, DubaiAerial
 from satdifuser.data.scaled_tiles import ScaledDubaiDataModule, ScaledTiles
 from satdifuser.errors import ConfigError, DependencyNotFoundError
@@ -83,6 +83,43 @@ def test_quick_run_scores_every_labelled_native_pixel(dubai_root: Path, tmp_path
     assert not (out / "results.partial.json").exists()
     md = (out / "results.md").read_text()
     assert "satdifuser bench dubai --data" in md and "| satdifuser |" in md
+    # --quick crops 16 of the 32 px windows; EfficientNet's stride 32 leaves it whole windows
+    assert res["options"]["crop"] == 16 and res["models"]["satdifuser"]["train"]["crop"] == 16
+    if HAS_EFFICIENTNET:
+        assert res["models"]["efficientnet"]["train"]["crop"] is None
+        assert "satdifuser: random 16 px crops, new every epoch; efficientnet: whole" in md
+    else:
+        assert "random 16 px crops of the cached 32 px windows" in md
+
+
+def test_defaults_are_the_old_recipe_300_steps_of_128_px_crops_of_256_px_windows() -> None:
+    args = dubai.resolve_options(dubai.build_parser().parse_args([]))
+    assert (args.steps, args.crop, args.window, args.batch_size) == (300, 128, 256, 8)
+    models = {"satdifuser": {"train": {"crop": 128}}, "efficientnet": {"train": {"crop": 128}}}
+    text = training_data(vars(args), models)
+    assert text.startswith("random 128 px crops of the cached 256 px windows")
+    assert "at least 300 steps x 8 crops" in text
+    whole = {"satdifuser": {"train": {"crop": None}}}
+    assert training_data(vars(args), whole).startswith("cached 256 px windows (whole epochs")
+
+
+@pytest.mark.parametrize(
+    ("extra", "match"),
+    [
+        (["--crop", "15"], "--crop=15 is not a multiple of 2 .*use e.g. 14, or 0 for whole"),
+        (["--crop", "64"], r"--crop=64 must be in \[0, --window=32\]"),
+        (["--crop", "-2"], r"--crop=-2 must be in \[0, --window=32\]"),
+    ],
+)
+def test_bad_crop_is_refused_before_any_extraction(
+    dubai_root: Path, tmp_path: Path, extra: list[str], match: str
+) -> None:
+    argv = ["--data", str(dubai_root), "--out", str(tmp_path / "o"), "--backbone", "tiny-pixel",
+            "--train-tiles", "1", "--val-tiles", "8", "--quick", "--models", "satdifuser",
+            "--cache-dir", str(tmp_path / "cache"), *extra]  # fmt: skip
+    with pytest.raises(ConfigError, match=match):
+        dubai.run(argv)
+    assert not (tmp_path / "cache").exists()
 
 
 def test_report_metrics_come_from_the_task_confusion() -> None:

@@ -11,17 +11,20 @@ for a 2-core CPU budget) on top of a frozen extractor:
 Images are downscaled by ``--scale``. Each arm is a :class:`~satdifuser.tasks.SegmentationTask`
 trained by ``tasks.fit_and_test``: the features of the ``--window`` grid windows of the training
 images are extracted once into the library's feature cache (``CachedDataModule``; reruns reuse
-them), the task trains whole epochs over them (at least ``--steps`` steps), is validated once
-after the last epoch (no model selection on the scored tile), and is tested on whole validation
-images with its sliding window (overlapping windows averaged), logits upsampled to the native
-mask: every labelled native pixel is scored. Outputs: ``results.json`` (raw figures, confusion,
+them), the task trains whole epochs over random ``--crop`` px crops of them (one crop of each
+window per epoch, a new one every epoch: ``CachedDataModule(train_crop=...)``; at least
+``--steps`` steps), is validated once after the last epoch on whole windows (no model selection
+on the scored tile), and is tested on whole validation images with its sliding window
+(overlapping windows averaged), logits upsampled to the native mask: every labelled native pixel
+is scored. Outputs: ``results.json`` (raw figures, confusion,
 wall and CPU seconds per phase), ``results.md`` (a ready-to-paste BENCHMARKS section), overlay
 and fusion-weight PNGs, and each arm's saved model under ``runs/<arm>/model``.
 
 Deviations from the paper's segmentation recipe, all to fit ~15 minutes on 2 CPU cores: fusion
 projection 32 (bottleneck 16, 4 GroupNorm groups) and UPerNet width 32 instead of 384 (96, 32
 groups) and 512; a short AdamW schedule (lr 3e-3) instead of full schedules; images at x0.25;
-no augmentation (cached windows); the finest (stride-1) decoder level and EfficientNet's head
+random 128 px crops of the cached 256 px windows the only augmentation (no flips: features are
+cached); the finest (stride-1) decoder level and EfficientNet's head
 are left out (``--min-stride 2``, so both heads run at stride 2). Every one of these is an
 option.
 """
@@ -59,7 +62,8 @@ DEFAULTS: dict[str, Any] = {
     "scale": 0.25,
     "window": 256,
     "overlap": 0.25,
-    "steps": 75,
+    "steps": 300,
+    "crop": 128,
     "batch_size": 8,
     "overlays": 3,
     "train_limit": None,
@@ -70,6 +74,7 @@ QUICK: dict[str, Any] = {
     "window": 32,
     "overlap": 0.5,
     "steps": 2,
+    "crop": 16,  # half the window, as 128 of 256; arms with a coarser stride train whole windows
     "batch_size": 2,
     "overlays": 1,
     "train_limit": 2,
@@ -116,14 +121,17 @@ def build_parser() -> argparse.ArgumentParser:
                    "evaluation window at that scale (default 256)")
     g.add_argument("--overlap", type=float, help="sliding-window overlap fraction (default 0.25)")
     g.add_argument("--steps", type=int, help="at least this many training steps per model "
-                   "(whole epochs over the training windows; default 75)")
-    g.add_argument("--batch-size", type=int, help="windows per training step (default 8)")
+                   "(whole epochs over the training windows; default 300)")
+    g.add_argument("--crop", type=int, help="train on random crops of this side (px at that "
+                   "scale) of the cached windows, a new crop of each window every epoch; a "
+                   "multiple of the coarsest feature stride (default 128; 0: whole windows)")
+    g.add_argument("--batch-size", type=int, help="crops (windows) per training step (default 8)")
     g.add_argument("--overlays", type=int, help="validation images drawn as overlays (default 3)")
     g.add_argument(
         "--quick",
         action="store_true",
-        help="tiny run for tests: 2 train / 2 val "
-        "images, 32 px windows at scale 1, 2 steps (explicit options still win)",
+        help="tiny run for tests: 2 train / 2 val images, 32 px windows at scale 1, 16 px crops "
+        "(whole windows for an arm whose stride is coarser), 2 steps (explicit options still win)",
     )
     g.add_argument(
         "--limit-images",
@@ -171,6 +179,7 @@ def resolve_options(args: argparse.Namespace) -> argparse.Namespace:
     for key in ("train_tiles", "val_tiles", "timesteps"):
         setattr(args, key, [v for group in getattr(args, key) for v in group])
     preset = QUICK if args.quick else DEFAULTS
+    args.crop_preset = args.crop is None  # a preset crop may give way to an arm's stride
     for key, value in preset.items():
         if getattr(args, key, None) is None:
             setattr(args, key, value)
@@ -196,6 +205,7 @@ def resolve_options(args: argparse.Namespace) -> argparse.Namespace:
         ("--overlap", 0 <= args.overlap < 1, "in [0, 1)"),
         ("--window", args.window >= 8, ">= 8"),
         ("--steps", args.steps >= 1, ">= 1"),
+        ("--crop", 0 <= args.crop <= args.window, f"in [0, --window={args.window}]"),
         ("--batch-size", args.batch_size >= 1, ">= 1"),
         ("--overlays", args.overlays >= 0, ">= 0"),
         ("--min-stride", args.min_stride >= 1, ">= 1"),
@@ -265,6 +275,28 @@ def _check_alignment(name: str, ex: nn.Module, args: argparse.Namespace, extra: 
             )
 
 
+def arm_crop(name: str, ex: nn.Module, args: argparse.Namespace) -> int | None:
+    """The training crop of one arm: ``--crop`` (None for 0 or the whole window).
+
+    Raises:
+        ConfigError: When ``--crop`` is not a multiple of the arm's coarsest map stride (a
+            preset crop, e.g. ``--quick``'s, then gives way to whole windows instead).
+    """
+    step = math.lcm(*(f.reduction for f in ex.feature_info))
+    if not args.crop or args.crop == args.window:
+        return None
+    if args.crop % step == 0:
+        return int(args.crop)
+    if args.crop_preset:
+        print(f"[{name}] crop {args.crop} px is finer than the {step} px feature stride; "
+              "training on whole windows")  # fmt: skip
+        return None
+    raise ConfigError(
+        f"--crop={args.crop} is not a multiple of {step} (the coarsest stride of the {name} "
+        f"features); use e.g. {max(step, args.crop // step * step)}, or 0 for whole windows"
+    )
+
+
 def run_arm(name: str, args: argparse.Namespace, dm: ScaledDubaiDataModule, out: Path
             ) -> dict[str, Any]:  # fmt: skip
     """Build, extract (cached), train and score one arm; returns its raw results.
@@ -280,19 +312,22 @@ def run_arm(name: str, args: argparse.Namespace, dm: ScaledDubaiDataModule, out:
     with clock("build"):
         ex, info = build_extractor(name, args)
         _check_alignment(name, ex, args, info.get("total_downsample", 1))
+        crop = arm_crop(name, ex, args)
     print(
         f"[{name}] {len(ex.feature_info)} maps, strides "
         f"{sorted({f.reduction for f in ex.feature_info})}; extracting training windows ..."
     )
     cached = CachedDataModule(dm, ex, args.cache_dir, extract_batch_size=args.extract_batch,
-                              progress=not args.no_progress)  # fmt: skip
+                              progress=not args.no_progress, train_crop=crop)  # fmt: skip
     with clock("extract_train"):
         cached.setup("fit")
     n_train = len(cached.datasets["train"])
     epochs = max(1, math.ceil(args.steps / math.ceil(n_train / args.batch_size)))
+    what = f"random {crop} px crops" if crop else "windows"
+    steps = math.ceil(n_train / args.batch_size)
     print(f"[{name}] {n_train} training windows of {args.window} px (cached in "
-          f"{cached.folders['train'].parent}); training {epochs} epochs of "
-          f"{math.ceil(n_train / args.batch_size)} steps x {args.batch_size} ...")  # fmt: skip
+          f"{cached.folders['train'].parent}); training {epochs} epochs of {steps} steps x "
+          f"{args.batch_size} {what} ...")  # fmt: skip
     seed_init(args.seed)  # the seed decides the initialisation of fusion and head
     task = SegmentationTask(
         ex, len(DUBAI_CLASSES), fusion="global_weighted",
@@ -342,8 +377,8 @@ def run_arm(name: str, args: argparse.Namespace, dm: ScaledDubaiDataModule, out:
     return {
         "extractor": info,
         "trainable_params": sum(p.numel() for p in task.trainable_parameters()),
-        "train": {"epochs": epochs, "windows": n_train, "final_loss": float(loss or 0.0),
-                  "seconds": result.seconds.get("fit")},
+        "train": {"epochs": epochs, "windows": n_train, "crop": crop,
+                  "final_loss": float(loss or 0.0), "seconds": result.seconds.get("fit")},
         "metrics": metrics,
         "model_dir": str(result.model_dir) if result.model_dir else None,
         "fusion_weights": {k: v.tolist() for k, v in weights.items()},
@@ -391,7 +426,9 @@ def run(argv: list[str]) -> int:
             "val_images": list(val.image_ids),
             "val_native_pixels": native,
         },
-        "options": {k: v for k, v in vars(args).items() if k not in {"model_list"}},
+        "options": {
+            k: v for k, v in vars(args).items() if k not in {"model_list", "crop_preset"}
+        },
         "classes": list(DUBAI_CLASSES),
         "models": {},
         "seconds": clock.seconds,

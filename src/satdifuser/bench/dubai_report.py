@@ -80,6 +80,22 @@ def _fmt(v: float | None) -> str:
     return "n/a" if v is None else f"{100 * v:.1f}"
 
 
+def training_data(options: dict[str, Any], models: dict[str, Any]) -> str:
+    """What each step trained on: random crops of the cached windows (per arm when they differ,
+    e.g. ``--quick`` with an arm whose stride is coarser than the crop) or whole windows."""
+    w, steps, batch = options["window"], options["steps"], options["batch_size"]
+    crops = {name: r["train"].get("crop") for name, r in models.items()}
+    if not any(crops.values()):
+        return f"cached {w} px windows (whole epochs, at least {steps} steps x {batch} windows)"
+    if len(set(crops.values())) == 1:
+        return (f"random {next(iter(crops.values()))} px crops of the cached {w} px windows (a "
+                f"new crop of each window every epoch; whole epochs, at least {steps} steps x "
+                f"{batch} crops)")  # fmt: skip
+    per = "; ".join(f"{name}: " + (f"random {c} px crops, new every epoch" if c else "whole")
+                    for name, c in crops.items())  # fmt: skip
+    return f"cached {w} px windows ({per}; whole epochs, at least {steps} steps x {batch})"
+
+
 def markdown_section(results: dict[str, Any]) -> str:
     """A BENCHMARKS.md section: command, machine, date, setup, table of raw figures, timings."""
     o, m, d = results["options"], results["machine"], results["data"]
@@ -95,9 +111,8 @@ def markdown_section(results: dict[str, Any]) -> str:
         f"{d['val_native_pixels'] / 1e6:.1f} Mpx scored at native resolution, black / unknown "
         "colours ignored)",
         f"- Setup: images x{o['scale']}, `SegmentationTask` trained by `tasks.fit_and_test` on "
-        f"cached {o['window']} px windows (whole epochs, at least {o['steps']} steps x "
-        f"{o['batch_size']} windows), AdamW lr {o['lr']}, seed {o['seed']}, the last epoch "
-        f"tested; eval sliding window {o['window']} px, overlap {o['overlap']}; "
+        f"{training_data(o, results['models'])}, AdamW lr {o['lr']}, seed {o['seed']}, the last "
+        f"epoch tested; eval sliding window {o['window']} px, overlap {o['overlap']}; "
         f"GW fusion (projection {o['projection_dim']}, bottleneck {o['bottleneck_dim']}, "
         f"{o['fusion_groups']} GN groups) + "
         f"UPerNet ({o['head_channels']} ch); maps of stride >= {o['min_stride']}",
@@ -152,4 +167,4 @@ def markdown_section(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["PhaseClock", "machine", "markdown_section", "segmentation_metrics_of"]
+__all__ = ["PhaseClock", "machine", "markdown_section", "segmentation_metrics_of", "training_data"]
