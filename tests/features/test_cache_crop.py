@@ -104,7 +104,7 @@ def _epoch(loader: Any, crop: int = 16) -> list:
 
 def test_crop_grid_cuts_every_map_at_its_stride_aligned_with_the_mask() -> None:
     grid = crop_grid(16, [(16, 16), (8, 8), (4, 4)], (32, 32))
-    assert grid == CropGrid(16, 32, 32, STRIDES) and grid.step == 8
+    assert grid == CropGrid(16, 32, 32, ((16, 16), (8, 8), (4, 4))) and grid.step == 8
     sample = CoordWindows(1, "x")[0]
     sample["features"] = CoordExtractor()(sample["image"][None])
     sample["features"] = [f[0] for f in sample["features"]]
@@ -194,8 +194,20 @@ def test_bad_train_crop_is_refused_in_one_line_before_extraction(
     assert not (tmp_path / "cache").exists()  # refused before anything was extracted
 
 
-def test_maps_not_at_a_whole_stride_of_the_mask_are_refused() -> None:
-    with pytest.raises(ConfigError, match=r"whole stride of the 32x32 px train masks.*5x5"):
+def test_maps_finer_than_the_mask_are_cropped_at_their_half_stride() -> None:
+    # features extracted at twice the window's size (image_size > window): stride 1/2
+    grid = crop_grid(4, [(3, 16, 16), (3, 4, 4)], (8, 8))
+    assert grid.step == 2  # the 4x4 map (stride 2) is the coarsest
+    fine = torch.arange(16.0)[:, None].expand(16, 16) / 2  # row r holds input pixel r / 2
+    sample = {"features": [fine[None], torch.zeros(1, 4, 4)], "mask": torch.zeros(8, 8)}
+    out = grid.crop_sample(sample, 2, 4)
+    assert out["features"][0].shape == (1, 8, 8) and out["features"][1].shape == (1, 2, 2)
+    assert out["features"][0][0, :, 0].tolist() == [2.0 + r / 2 for r in range(8)]
+
+
+def test_maps_not_at_a_whole_stride_only_crop_on_their_common_grid() -> None:
+    # 5 cells over 32 px: only multiples of 32 px are whole cells, so no smaller crop fits
+    with pytest.raises(ConfigError, match="train_crop=16 is not a multiple of 32"):
         crop_grid(16, [(16, 16), (5, 5)], (32, 32))
 
 
@@ -209,7 +221,7 @@ def test_cropped_samples_of_a_batched_source_return_one_batch() -> None:
             return {"features": [ids.expand(-1, 4, 4)[:, None].float()],
                     "mask": ids.expand(-1, 8, 8).clone(), "id": [str(r) for r in rows]}  # fmt: skip
 
-    data = CroppedSamples(Rows(), CropGrid(4, 8, 8, (2,)))
+    data = CroppedSamples(Rows(), CropGrid(4, 8, 8, ((4, 4),)))
     batch = data.__getitems__([(1, 0, 4), (0, 4, 0)])
     assert batch["id"] == ["1", "0"] and batch["mask"].shape == (2, 4, 4)
     assert batch["features"][0].shape == (2, 1, 2, 2)

@@ -12,7 +12,9 @@ Run directory (``trainer.default_root_dir``, ``runs/default`` unless the config 
 ``test``/``validate`` load ``--ckpt_path`` (``best``, a run directory or a ``.safetensors`` file;
 default: ``<run>/best.safetensors``). ``fit`` refuses a run directory that already holds
 ``best.safetensors`` unless ``--overwrite true``. ``--cache_dir DIR`` (YAML ``cache_dir:``) trains
-and evaluates on features cached in DIR (built on first use) instead of running the extractor.
+and evaluates on features cached in DIR (built on first use) instead of running the extractor;
+``--train_crop N`` (YAML ``train_crop:``) then trains a segmentation task on random N px crops of
+the cached training samples (``CachedDataModule(train_crop=N)``).
 
 Errors: parse errors and errors raised while the classes are built become one
 :class:`~satdifuser.errors.ConfigError` line naming the key (no usage dump, no traceback). Output
@@ -176,6 +178,12 @@ class SatdifuserCLI(LightningCLI):
             "features. 'auto': $SATDIFUSER_CACHE or ~/.cache/satdifuser/features.",
         )  # fmt: skip
         parser.add_argument(
+            "--train_crop", "--train-crop", type=int | None, default=None,
+            help="With cache_dir, segmentation: train on random crops of this many input pixels "
+            "of the cached training samples (every map at its stride and the mask; a new crop "
+            "each epoch, seeded); a multiple of the coarsest feature stride. null: whole samples.",
+        )  # fmt: skip
+        parser.add_argument(
             "--overwrite", type=bool, default=False,
             help="fit: allow a run directory that already holds best.safetensors.",
         )  # fmt: skip
@@ -290,8 +298,13 @@ class SatdifuserCLI(LightningCLI):
             raise ConfigError(trainer_error_message(exc, params)) from exc
 
     def _datamodule(self, model: LightningModule, datamodule: Any) -> Any:
-        cache_dir = self._cfg("cache_dir")
+        cache_dir, train_crop = self._cfg("cache_dir"), self._cfg("train_crop")
         if not cache_dir:
+            if train_crop is not None:
+                raise ConfigError(
+                    f"train_crop={train_crop} crops cached features, but cache_dir is not set; "
+                    "set cache_dir (or crop images with the data module's crop options)"
+                )
             return datamodule
         if getattr(model, "sliding_window", None):
             raise ConfigError(
@@ -306,7 +319,8 @@ class SatdifuserCLI(LightningCLI):
 
             cache_dir = str(default_cache_root())
         keep_image = getattr(model, "task_type", "") == "segmentation"  # image panels in reports
-        return CachedDataModule(datamodule, model.extractor, cache_dir, keep_image=keep_image)
+        return CachedDataModule(datamodule, model.extractor, cache_dir, keep_image=keep_image,
+                                train_crop=train_crop)  # fmt: skip
 
     def _write_env(self, folder: Path, model: LightningModule, extra: dict[str, Any]) -> None:
         if not self.trainer.is_global_zero:

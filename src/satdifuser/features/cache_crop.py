@@ -2,9 +2,11 @@
 
 A feature cache stores one fixed view of each training window; cropping the cached maps is the
 augmentation left that needs no re-extraction. A crop of ``crop`` input pixels at ``(top, left)``
-takes rows ``top / s : (top + crop) / s`` (and the same columns) of a map at stride ``s``, and the
-same pixels of the mask, so features and labels stay aligned. Offsets lie on the grid of the
-coarsest stride (the least common multiple of the strides), so every map's crop is whole.
+takes rows ``top / s : (top + crop) / s`` (and the same columns) of a map at stride ``s``
+(``s = H / h`` for an ``h``-row map of an ``H``-pixel window: 2, 4, 8 ..., or 1/2 for features
+extracted at twice the window's size), and the same pixels of the mask, so features and labels
+stay aligned. Offsets and the crop side lie on the grid of the coarsest stride (the least common
+multiple of the strides), so every map's crop is whole.
 
 Offsets are a pure function of ``(seed, epoch, row)`` (:meth:`CropGrid.offsets`): the same seed
 gives the same crops for any number of workers and after a resume, another epoch gives other
@@ -60,10 +62,20 @@ def check_crop_step(crop: int, step: int) -> None:
         )
 
 
-def crop_at(t: Tensor, stride: int, top: int, left: int, crop: int) -> Tensor:
-    """The ``crop`` x ``crop`` input-pixel window at ``(top, left)`` of ``t`` (``(..., h, w)`` at
-    ``stride`` input pixels per element)."""
-    return t[..., top // stride : (top + crop) // stride, left // stride : (left + crop) // stride]
+def crop_at(t: Tensor, size: tuple[int, int], window: tuple[int, int], top: int, left: int,
+            crop: int) -> Tensor:  # fmt: skip
+    """The ``crop`` x ``crop`` input-pixel window at ``(top, left)`` of ``t``, a ``(..., h, w)``
+    map (``size = (h, w)``) covering a ``window = (H, W)`` pixel window.
+
+    Offsets and ``crop`` must be multiples of ``H / h`` and ``W / w`` (see :class:`CropGrid`).
+    """
+    (h, w), (hh, ww) = size, window
+    return t[..., top * h // hh : (top + crop) * h // hh, left * w // ww : (left + crop) * w // ww]
+
+
+def _step(pixels: int, cells: int) -> int:
+    """Smallest pixel count that is a whole number of ``cells``-per-``pixels`` map elements."""
+    return pixels // math.gcd(pixels, cells)
 
 
 @dataclass(frozen=True)
@@ -71,21 +83,23 @@ class CropGrid:
     """Where crops of ``crop`` pixels may lie in ``height`` x ``width`` windows.
 
     Args:
-        crop: Crop side in input pixels (a multiple of every stride).
+        crop: Crop side in input pixels (a multiple of :attr:`step`).
         height: Window height in input pixels (the mask's).
         width: Window width in input pixels.
-        strides: Input pixels per element of each feature map, in ``features`` order.
+        sizes: ``(h, w)`` of each feature map, in ``features`` order.
     """
 
     crop: int
     height: int
     width: int
-    strides: tuple[int, ...]
+    sizes: tuple[tuple[int, int], ...]
 
     @property
     def step(self) -> int:
-        """Offset grid: the coarsest stride (least common multiple of the strides)."""
-        return math.lcm(1, *self.strides)
+        """Offset grid: the coarsest stride (smallest pixel count that is whole in every map)."""
+        steps = [_step(self.height, h) for h, _ in self.sizes]
+        steps += [_step(self.width, w) for _, w in self.sizes]
+        return math.lcm(1, *steps)
 
     def offsets(self, seed: int, epoch: int, rows: int) -> Tensor:
         """``(rows, 2)`` crop offsets ``(top, left)`` in pixels of rows ``0..rows-1`` at ``epoch``.
@@ -105,12 +119,13 @@ class CropGrid:
         Works on one sample (maps ``(C, h, w)``, mask ``(H, W)``) and on a batch sliced from
         memory (``(B, C, h, w)``, ``(B, H, W)``) alike: only the last two dimensions are cut.
         """
+        window = (self.height, self.width)
         out = dict(sample)
-        maps = zip(sample["features"], self.strides, strict=True)
-        out["features"] = [crop_at(f, s, top, left, self.crop) for f, s in maps]
+        maps = zip(sample["features"], self.sizes, strict=True)
+        out["features"] = [crop_at(f, size, window, top, left, self.crop) for f, size in maps]
         for key, value in sample.items():
             if key != "features" and self._window_sized(value):
-                out[key] = crop_at(value, 1, top, left, self.crop)
+                out[key] = crop_at(value, window, window, top, left, self.crop)
         return out
 
     def _window_sized(self, value: Any) -> bool:
@@ -124,31 +139,21 @@ class CropGrid:
 def crop_grid(
     crop: int, map_shapes: Sequence[Sequence[int]], window: Sequence[int], where: str = "train"
 ) -> CropGrid:
-    """The :class:`CropGrid` of ``crop`` for maps of spatial sizes ``map_shapes`` over masks of
-    ``window`` = ``(H, W)`` pixels; each map's stride is ``H / h``.
+    """The :class:`CropGrid` of ``crop`` for maps whose last two dimensions are ``map_shapes``
+    over masks whose last two are ``window`` (``(H, W)`` pixels).
 
     Raises:
-        ConfigError: When a map is not at a whole stride of the mask (pooled features), when
-            ``crop`` is not a multiple of the coarsest stride, or larger than the window.
+        ConfigError: When ``crop`` is not a multiple of the coarsest stride, or is larger than
+            the window.
     """
     height, width = (int(v) for v in window[-2:])
-    strides = []
-    for shape in map_shapes:
-        h, w = (int(v) for v in shape[-2:])
-        if not h or not w or height % h or width % w or height // h != width // w:
-            raise ConfigError(
-                f"train_crop needs feature maps at a whole stride of the {height}x{width} px "
-                f"{where} masks, but one map is {h}x{w} (pooled or resized features); set "
-                "train_crop: null"
-            )
-        strides.append(height // h)
-    grid = CropGrid(int(crop), height, width, tuple(strides))
-    step = grid.step
-    check_crop_step(crop, step)
+    sizes = tuple((int(s[-2]), int(s[-1])) for s in map_shapes)
+    grid = CropGrid(int(crop), height, width, sizes)
+    check_crop_step(crop, grid.step)
     if crop > min(height, width):
         raise ConfigError(
             f"train_crop={crop} is larger than the {height}x{width} px {where} windows; use at "
-            f"most {min(height, width) // step * step} (or null for whole windows)"
+            f"most {min(height, width) // grid.step * grid.step} (or null for whole windows)"
         )
     return grid
 
