@@ -55,3 +55,21 @@ def test_model_fitted_on_scaled_tiles_records_the_factor(tmp_path: Path) -> None
 def test_fit_and_test_data_with_different_factors_are_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"resamples pixels by 0\.5 but the test data by 0\.25"):
         FitTestDataModule(_dm(tmp_path, 0.5), _dm(tmp_path, 0.25))
+
+
+def test_segmentation_model_keeps_its_scoring_window_as_predict_tile(tmp_path: Path) -> None:
+    from satdifuser.model import SatDiFuserModel
+
+    task = SegmentationTask(CountingExtractor(), 6, fusion="global_weighted", fusion_args=SMALL_GW,
+                            head="fpn", head_args={"channels": 8}, ignore_index=255,
+                            sliding_window=24, early_stopping_patience=None)  # fmt: skip
+    model = task.model
+    assert model.input_contract["window"] == 24 and model.tile_size == 24
+    model.save_pretrained(tmp_path / "m")
+    assert json.loads((tmp_path / "m" / "config.json").read_text())["input"]["window"] == 24
+    loaded = SatDiFuserModel.from_pretrained(tmp_path / "m", extractor=CountingExtractor())
+    assert loaded.tile_size == 24
+    plain = SegmentationTask(CountingExtractor(), 6, fusion="global_weighted",
+                             fusion_args=SMALL_GW, head="fpn", head_args={"channels": 8},
+                             early_stopping_patience=None).model  # fmt: skip
+    assert plain.input_contract["window"] is None and plain.tile_size != 24

@@ -33,15 +33,18 @@ from satdifuser.model.standardize import ChannelStandardizer
 TASK_TYPES = ("classification", "multilabel", "segmentation")
 
 DEFAULT_INPUT: dict[str, Any] = {"channels": 3, "value_range": [0.0, 1.0], "band_names": None,
-                                 "raster_scale": None, "spec": None, "resample": 1.0}  # fmt: skip
-"""Input contract: images ``(B, channels, H, W)`` float in ``value_range``. ``resample`` is the
-factor native pixels were resized by before the model in training (0.25: 4x coarser, e.g.
+                                 "raster_scale": None, "spec": None, "resample": 1.0,
+                                 "window": None}  # fmt: skip
+"""Input contract: images ``(B, channels, H, W)`` float in ``value_range``. ``window`` is the
+segmentation window side the model was evaluated with in training (the task's ``sliding_window``;
+None: the extractor's working size), the tile of ``satdifuser predict``. ``resample`` is the factor
+native pixels were resized by before the model in training (0.25: 4x coarser, e.g.
 ``ScaledTiles(scale=0.25)``); ``predict``/``predict_proba`` and ``satdifuser predict`` resize
-native input by it (model folders saved without it load as 1.0). ``raster_scale``
-(a number, or None for "uint8 / 255, floats as they are") maps raw file values to that range
-when predicting on files; ``band_names`` documents the bands in order. ``spec`` (an
-:class:`~satdifuser.model.inputs.InputSpec` config) makes the model take multispectral,
-raw-scaled or z-scored inputs and map them to the backbone's RGB in [0, 1] itself."""
+native input by it (model folders saved without it load as 1.0). ``raster_scale`` (a number, or
+None for "uint8 / 255, floats as they are") maps raw file values to that range when predicting on
+files; ``band_names`` documents the bands in order. ``spec`` (an
+:class:`~satdifuser.model.inputs.InputSpec` config) makes the model take multispectral, raw-scaled
+or z-scored inputs and map them to the backbone's RGB in [0, 1] itself."""
 
 
 class SatDiFuserModel(nn.Module):
@@ -128,7 +131,11 @@ class SatDiFuserModel(nn.Module):
 
     @property
     def tile_size(self) -> int:
-        """Square working size of the extractor (the window size for scenes)."""
+        """Window side for scenes: the recorded training window (``input.window``), else the
+        extractor's square working size (64 when it has none)."""
+        window = self.input_contract.get("window")
+        if window:
+            return int(window)
         spec = getattr(self.extractor, "spec", None)
         size = getattr(spec, "image_size", None) or getattr(self.extractor, "image_size", None)
         return int(size or 64)

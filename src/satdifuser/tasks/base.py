@@ -136,6 +136,9 @@ class BaseTask(LightningModule):
         :class:`~satdifuser.model.SatDiFuserModel` (the same modules, not copies)."""
         channels = getattr(self.extractor, "in_channels", None) or 3
         contract = {"channels": int(channels), **self.input_contract}
+        window = getattr(self, "sliding_window", None)  # segmentation: the window it was scored on
+        if window and not contract.get("window"):
+            contract["window"] = int(window)
         return SatDiFuserModel(
             self.extractor, self.fusion, self.head, self.task_type, self.class_names,
             self.standardizer, input_contract=contract, ignore_index=self.ignore_index,
