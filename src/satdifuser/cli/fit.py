@@ -14,7 +14,8 @@ default: ``<run>/best.safetensors``). ``fit`` refuses a run directory that alrea
 ``best.safetensors`` unless ``--overwrite true``. ``--cache_dir DIR`` (YAML ``cache_dir:``) trains
 and evaluates on features cached in DIR (built on first use) instead of running the extractor;
 ``--train_crop N`` (YAML ``train_crop:``) then trains a segmentation task on random N px crops of
-the cached training samples (``CachedDataModule(train_crop=N)``).
+the cached training samples (``CachedDataModule(train_crop=N)``), ``--train_flips true`` (YAML
+``train_flips: true``) on random flips and quarter turns of them (``train_flips=True``).
 
 Errors: parse errors and errors raised while the classes are built become one
 :class:`~satdifuser.errors.ConfigError` line naming the key (no usage dump, no traceback). Output
@@ -184,6 +185,12 @@ class SatdifuserCLI(LightningCLI):
             "each epoch, seeded); a multiple of the coarsest feature stride. null: whole samples.",
         )  # fmt: skip
         parser.add_argument(
+            "--train_flips", "--train-flips", type=bool, default=False,
+            help="With cache_dir, segmentation: also flip and turn each cached training sample "
+            "(crop or whole) by a random element of the dihedral group (flips; quarter turns "
+            "when square), the same for every map and the mask; new each epoch, seeded.",
+        )  # fmt: skip
+        parser.add_argument(
             "--overwrite", type=bool, default=False,
             help="fit: allow a run directory that already holds best.safetensors.",
         )  # fmt: skip
@@ -299,11 +306,17 @@ class SatdifuserCLI(LightningCLI):
 
     def _datamodule(self, model: LightningModule, datamodule: Any) -> Any:
         cache_dir, train_crop = self._cfg("cache_dir"), self._cfg("train_crop")
+        train_flips = bool(self._cfg("train_flips"))
         if not cache_dir:
             if train_crop is not None:
                 raise ConfigError(
                     f"train_crop={train_crop} crops cached features, but cache_dir is not set; "
                     "set cache_dir (or crop images with the data module's crop options)"
+                )
+            if train_flips:
+                raise ConfigError(
+                    "train_flips=true flips cached features, but cache_dir is not set; set "
+                    "cache_dir (or augment images with the data module's augment option)"
                 )
             return datamodule
         if getattr(model, "sliding_window", None):
@@ -320,7 +333,7 @@ class SatdifuserCLI(LightningCLI):
             cache_dir = str(default_cache_root())
         keep_image = getattr(model, "task_type", "") == "segmentation"  # image panels in reports
         return CachedDataModule(datamodule, model.extractor, cache_dir, keep_image=keep_image,
-                                train_crop=train_crop)  # fmt: skip
+                                train_crop=train_crop, train_flips=train_flips)  # fmt: skip
 
     def _write_env(self, folder: Path, model: LightningModule, extra: dict[str, Any]) -> None:
         if not self.trainer.is_global_zero:

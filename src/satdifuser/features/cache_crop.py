@@ -13,6 +13,14 @@ gives the same crops for any number of workers and after a resume, another epoch
 crops. :class:`CropSampler` draws them in the main process (Lightning calls its ``set_epoch``;
 plain iteration counts epochs itself) and :class:`CroppedSamples` cuts them out, from memory (one
 batch per index list) or from the memory-mapped cache. Only the training split is cropped.
+
+Dihedral turns (``train_flips``): each served training sample may also be turned by one of the
+8 elements of the dihedral group (:func:`dihedral`: 0 to 3 quarter turns, then a left-right flip
+or not), the same element for every map, the mask and the kept image, so they stay aligned. A
+sample that is not square (a whole non-square window) only gets the 4 elements that keep its
+shape (identity, half turn, left-right and up-down flips). The element is a pure function of
+``(seed, epoch, row)`` too, drawn from a stream of its own (:func:`dihedral_codes`), so the
+crop offsets are the same with or without turns. :class:`TrainTransform` combines both.
 """
 
 from __future__ import annotations
@@ -31,6 +39,7 @@ from satdifuser.data.loaders import seed_worker
 from satdifuser.errors import ConfigError
 
 _STREAM = 0x63726F70  # "crop": keeps the offsets apart from other streams drawn from the seed
+_FLIP_STREAM = 0x666C6970  # "flip": the dihedral elements, independent of the crop offsets
 
 
 def check_train_crop(crop: Any) -> int | None:
@@ -47,6 +56,44 @@ def check_train_crop(crop: Any) -> int | None:
             "for whole windows"
         )
     return int(crop)
+
+
+def check_train_flips(flips: Any) -> bool:
+    """``flips`` as a bool.
+
+    Raises:
+        ConfigError: When it is not a boolean.
+    """
+    if not isinstance(flips, bool | np.bool_):
+        raise ConfigError(
+            f"train_flips={flips!r} must be true (random flips and quarter turns of the cached "
+            "training samples) or false"
+        )
+    return bool(flips)
+
+
+def dihedral(t: Tensor, k: int) -> Tensor:
+    """Element ``k`` (0 to 7) of the dihedral group on the last two dimensions of ``t``:
+    ``k % 4`` counter-clockwise quarter turns, then a left-right flip when ``k >= 4``.
+
+    Quarter turns (odd ``k % 4``) swap the last two dimensions; 0, 2, 4 and 6 (identity, half
+    turn, left-right flip, up-down flip) keep the shape.
+    """
+    k = int(k)
+    if k % 4:
+        t = torch.rot90(t, k % 4, dims=(-2, -1))
+    return t.flip(-1) if k >= 4 else t
+
+
+def dihedral_codes(seed: int, epoch: int, rows: int, rotations: bool = True) -> Tensor:
+    """``(rows,)`` dihedral elements (see :func:`dihedral`) of rows ``0..rows-1`` at ``epoch``.
+
+    A pure function of ``(seed, epoch, row)``, uniform over the 8 elements, or over the 4 that
+    keep a non-square shape (0, 2, 4, 6) when not ``rotations``; drawn from a stream of its own.
+    """
+    rng = np.random.default_rng([_FLIP_STREAM, int(seed) % 2**63, int(epoch) % 2**63])
+    codes = rng.integers(0, 8, rows) if rotations else rng.integers(0, 4, rows) * 2
+    return torch.from_numpy(codes.astype(np.int64))
 
 
 def check_crop_step(crop: int, step: int) -> None:
@@ -158,21 +205,112 @@ def crop_grid(
     return grid
 
 
-class CropSampler(Sampler[tuple[int, int, int]]):
-    """``(row, top, left)`` keys: rows in ``order``, each with its crop offset of the epoch.
+@dataclass(frozen=True)
+class TrainTransform:
+    """Random crop and/or dihedral turn of each training sample (see the module docstring).
+
+    Args:
+        height: Window height in input pixels (the mask's).
+        width: Window width in input pixels.
+        sizes: ``(h, w)`` of each feature map, in ``features`` order.
+        grid: Where crops lie (None: whole windows).
+        flips: Also turn each sample by a random element of the dihedral group.
+    """
+
+    height: int
+    width: int
+    sizes: tuple[tuple[int, int], ...]
+    grid: CropGrid | None = None
+    flips: bool = False
+
+    @classmethod
+    def of(cls, grid: CropGrid | TrainTransform) -> TrainTransform:
+        """``grid`` as a crop-only transform (a transform as is)."""
+        if isinstance(grid, TrainTransform):
+            return grid
+        return cls(grid.height, grid.width, grid.sizes, grid)
+
+    @property
+    def rotations(self) -> bool:
+        """Whether quarter turns keep the served sample's shapes: the mask (or crop) and every
+        map are square."""
+        if self.grid is None:
+            shapes = [(self.height, self.width), *self.sizes]
+        else:
+            c = self.grid.crop
+            shapes = [(c * h // self.height, c * w // self.width) for h, w in self.sizes]
+        return all(a == b for a, b in shapes)
+
+    def draws(self, seed: int, epoch: int, rows: int) -> Tensor:
+        """``(rows, 3)`` ``(top, left, element)`` of rows ``0..rows-1`` at ``epoch``: the crop
+        offsets of :meth:`CropGrid.offsets` (zeros without crops) and the dihedral elements of
+        :func:`dihedral_codes` (zeros without flips); a pure function of ``(seed, epoch, row)``.
+        """
+        offsets = (self.grid.offsets(seed, epoch, rows) if self.grid is not None
+                   else torch.zeros(rows, 2, dtype=torch.int64))  # fmt: skip
+        codes = (dihedral_codes(seed, epoch, rows, self.rotations) if self.flips
+                 else torch.zeros(rows, dtype=torch.int64))  # fmt: skip
+        return torch.cat([offsets, codes[:, None]], dim=1)
+
+    def apply(self, sample: dict[str, Any], top: int, left: int, k: int) -> dict[str, Any]:
+        """``sample`` cropped at ``(top, left)`` (with a grid) and turned by element ``k``: every
+        map and every window-sized tensor (mask, image) alike. One sample or a batch slice."""
+        window = (self.height, self.width)
+        keys = [key for key, value in sample.items()
+                if key != "features" and _window_sized(value, window)]  # fmt: skip
+        out = self.grid.crop_sample(sample, top, left) if self.grid is not None else dict(sample)
+        if k:
+            out["features"] = [dihedral(f, k) for f in out["features"]]
+            for key in keys:
+                out[key] = dihedral(out[key], k)
+        return out
+
+
+def _window_sized(value: Any, window: tuple[int, int]) -> bool:
+    return isinstance(value, Tensor) and value.ndim >= 2 and tuple(value.shape[-2:]) == window
+
+
+def train_transform(
+    crop: int | None,
+    flips: bool,
+    map_shapes: Sequence[Sequence[int]],
+    window: Sequence[int],
+    where: str = "train",
+) -> TrainTransform | None:
+    """The :class:`TrainTransform` of ``crop`` (None: whole windows) and ``flips`` for maps whose
+    last two dimensions are ``map_shapes`` over masks whose last two are ``window``; None when
+    there is neither.
+
+    Raises:
+        ConfigError: As :func:`crop_grid`.
+    """
+    if crop is None and not flips:
+        return None
+    height, width = (int(v) for v in window[-2:])
+    sizes = tuple((int(s[-2]), int(s[-1])) for s in map_shapes)
+    grid = crop_grid(crop, map_shapes, window, where) if crop is not None else None
+    return TrainTransform(height, width, sizes, grid, bool(flips))
+
+
+class CropSampler(Sampler[tuple[int, int, int, int]]):
+    """``(row, top, left, element)`` keys: rows in ``order``, each with its crop offset and
+    dihedral element of the epoch (:meth:`TrainTransform.draws`).
 
     Args:
         order: Row order of one epoch (e.g. a seeded ``RandomSampler``).
-        grid: Where crops lie.
-        seed: Seed of the offsets.
+        grid: Where crops lie, or the whole :class:`TrainTransform`.
+        seed: Seed of the draws.
         rows: Number of rows of the dataset.
 
     The epoch is the one Lightning passes to :meth:`set_epoch`; without it, each pass counts as
     the next epoch.
     """
 
-    def __init__(self, order: Sampler[int], grid: CropGrid, seed: int, rows: int) -> None:
-        self.order, self.grid, self.seed, self.rows = order, grid, int(seed), int(rows)
+    def __init__(
+        self, order: Sampler[int], grid: CropGrid | TrainTransform, seed: int, rows: int
+    ) -> None:
+        self.order, self.seed, self.rows = order, int(seed), int(rows)
+        self.transform = TrainTransform.of(grid)
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -182,42 +320,43 @@ class CropSampler(Sampler[tuple[int, int, int]]):
     def __len__(self) -> int:
         return len(self.order)  # type: ignore[arg-type]
 
-    def __iter__(self) -> Iterator[tuple[int, int, int]]:
+    def __iter__(self) -> Iterator[tuple[int, int, int, int]]:
         epoch, self.epoch = self.epoch, self.epoch + 1
-        table = self.grid.offsets(self.seed, epoch, self.rows).tolist()
+        table = self.transform.draws(self.seed, epoch, self.rows).tolist()
         for row in self.order:
-            top, left = table[row]
-            yield int(row), int(top), int(left)
+            top, left, k = table[row]
+            yield int(row), int(top), int(left), int(k)
 
 
 class CroppedSamples(Dataset):
-    """Rows of ``base`` cropped: indexed by the ``(row, top, left)`` keys of :class:`CropSampler`.
+    """Rows of ``base`` cropped and turned: indexed by the ``(row, top, left, element)`` keys of
+    :class:`CropSampler` (``(row, top, left)``: no turn).
 
     Args:
         base: A :class:`~satdifuser.features.cache_dataset.CachedFeatureDataset` (one sample per
             key, collated by the loader) or an
             :class:`~satdifuser.features.cache_memory.InMemoryFeatures` (one batch dict per key
             list).
-        grid: Where crops lie.
+        grid: Where crops lie, or the whole :class:`TrainTransform`.
     """
 
-    def __init__(self, base: Any, grid: CropGrid) -> None:
-        self.base, self.grid = base, grid
+    def __init__(self, base: Any, grid: CropGrid | TrainTransform) -> None:
+        self.base, self.transform = base, TrainTransform.of(grid)
         self.batched = callable(getattr(base, "__getitems__", None))
 
     def __len__(self) -> int:
         return len(self.base)
 
-    def __getitem__(self, key: tuple[int, int, int]) -> dict[str, Any]:
-        row, top, left = key
-        return self.grid.crop_sample(self.base[row], top, left)
+    def __getitem__(self, key: Sequence[int]) -> dict[str, Any]:
+        row, top, left, k = (*key, 0)[:4]
+        return self.transform.apply(self.base[row], top, left, k)
 
-    def __getitems__(self, keys: Sequence[tuple[int, int, int]]) -> Any:
+    def __getitems__(self, keys: Sequence[Sequence[int]]) -> Any:
         if not self.batched:
             return [self[k] for k in keys]
         batch = self.base.__getitems__([k[0] for k in keys])
-        parts = [self.grid.crop_sample(_row_of(batch, i), top, left)
-                 for i, (_, top, left) in enumerate(keys)]  # fmt: skip
+        parts = [self.transform.apply(_row_of(batch, i), *(*key, 0)[1:4])
+                 for i, key in enumerate(keys)]  # fmt: skip
         out = dict(batch)
         out["features"] = [torch.stack([p["features"][j] for p in parts])
                            for j in range(len(batch["features"]))]  # fmt: skip
@@ -238,13 +377,15 @@ def _batch_as_is(batch: Any) -> Any:
 
 
 def crop_loader(
-    data: Any, grid: CropGrid, batch_size: int, seed: int, num_workers: int = 0
+    data: Any, grid: CropGrid | TrainTransform, batch_size: int, seed: int, num_workers: int = 0
 ) -> DataLoader[Any]:
-    """Shuffled training batches of random crops of ``data`` (see the module docstring).
+    """Shuffled training batches of random crops and/or turns of ``data`` (see the module
+    docstring).
 
-    The row order is the one the uncropped seeded loader gives (same ``seed``, same generator
-    use); offsets come from :meth:`CropGrid.offsets`. In-memory ``data`` is sliced a batch at a
-    time in the main process; on-disk rows are read by ``num_workers`` workers.
+    The row order is the one the untransformed seeded loader gives (same ``seed``, same
+    generator use); offsets and elements come from :meth:`TrainTransform.draws`. In-memory
+    ``data`` is sliced a batch at a time in the main process; on-disk rows are read by
+    ``num_workers`` workers.
     """
     generator = torch.Generator().manual_seed(int(seed))
     sampler = CropSampler(RandomSampler(data, generator=generator), grid, seed, len(data))
@@ -262,9 +403,14 @@ __all__ = [
     "CropGrid",
     "CropSampler",
     "CroppedSamples",
+    "TrainTransform",
     "check_crop_step",
     "check_train_crop",
+    "check_train_flips",
     "crop_at",
     "crop_grid",
     "crop_loader",
+    "dihedral",
+    "dihedral_codes",
+    "train_transform",
 ]

@@ -4,7 +4,8 @@ Batches then hold ``features`` (list of (B, C, H, W) float32 maps in ``feature_i
 ``label`` or ``mask``, ``id`` (and ``image`` when ``keep_image``); tasks use ``features`` instead
 of running the extractor. In ``setup()`` every rank builds (or verifies and reuses) the cache of
 each split the stage needs; under DDP each rank extracts its own shards. ``train_crop`` trains a
-segmentation model on random crops of the cached windows (see ``cache_crop``).
+segmentation model on random crops of the cached windows, ``train_flips`` on random flips and
+quarter turns of them (see ``cache_crop``).
 """
 
 from __future__ import annotations
@@ -22,11 +23,12 @@ from satdifuser.data.loaders import seeded_loader
 from satdifuser.data.wrapping import WrappingDataModule
 from satdifuser.errors import ConfigError
 from satdifuser.features.cache_crop import (
-    CropGrid,
+    TrainTransform,
     check_crop_step,
     check_train_crop,
-    crop_grid,
+    check_train_flips,
     crop_loader,
+    train_transform,
 )
 from satdifuser.features.cache_dataset import CachedFeatureDataset
 from satdifuser.features.cache_memory import InMemoryFeatures, in_memory_loader
@@ -73,14 +75,20 @@ class CachedDataModule(WrappingDataModule):
             ``seed``, the epoch and the row). A multiple of the coarsest feature stride, at most
             the window. Validation and test are never cropped; the cache is the same with or
             without crops. None: whole windows.
+        train_flips: Segmentation only: also turn each served training sample (crop or whole
+            window) by a random element of the dihedral group (left-right / up-down flips and,
+            for square samples, quarter turns), the same for every map, the mask and the kept
+            image; a pure function of the seed, the epoch and the row, drawn independently of
+            the crop offset. Validation and test are never turned; the cache is the same.
 
     Raises:
         CacheMismatchError: In ``setup()``, when ``cache_dir`` holds another configuration.
         ConfigError: When a split is not deterministic (random augmentation or crops), or
-            ``train_crop`` does not fit the cached training windows (checked in ``setup()``).
+            ``train_crop`` does not fit the cached training windows, or ``train_crop`` or
+            ``train_flips`` is set for samples without masks (checked in ``setup()``).
 
     .. versionchanged:: 0.3
-        ``train_crop``.
+        ``train_crop`` and ``train_flips``.
 
     .. versionadded:: 0.1
     """
@@ -101,6 +109,7 @@ class CachedDataModule(WrappingDataModule):
         in_memory: bool | None = None,
         memory_limit_gb: float = 2.0,
         train_crop: int | None = None,
+        train_flips: bool = False,
     ) -> None:
         super().__init__()
         self.datamodule = datamodule
@@ -115,7 +124,8 @@ class CachedDataModule(WrappingDataModule):
         self.overwrite, self.keep_image, self.progress = overwrite, keep_image, progress
         self.in_memory, self.memory_limit_gb = in_memory, float(memory_limit_gb)
         self.train_crop = check_train_crop(train_crop)
-        self.crop: CropGrid | None = None  # set up with the training split
+        self.train_flips = check_train_flips(train_flips)
+        self.transform: TrainTransform | None = None  # set up with the training split
         self.folders: dict[str, Path] = {}
         self.memory: dict[str, InMemoryFeatures] = {}
         info = list(extractor.feature_info)
@@ -154,7 +164,7 @@ class CachedDataModule(WrappingDataModule):
                 )
             source = self.source_dataset(split)
             check_deterministic(source, split)
-            if split == "train" and self.train_crop is not None:
+            if split == "train" and (self.train_crop is not None or self.train_flips):
                 self._check_crop_source(source)
             plan = make_plan(
                 source, self.extractor, dtype=self.dtype, keep_taps=self.keep_taps,
@@ -180,18 +190,26 @@ class CachedDataModule(WrappingDataModule):
                 memory = builder.plan.estimated_bytes <= self.memory_limit_gb * 1e9
             if memory and not self.keep_image:
                 self.memory[split] = InMemoryFeatures(self.datasets[split])
-            if split == "train" and self.train_crop is not None:
-                self.crop = self._crop_grid(self.train_crop, self._served(split))
+            if split == "train":
+                self.transform = self._transform(self._served(split))
 
     def _check_crop_source(self, source: Any) -> None:
         """Before extraction: the training samples have masks, and ``train_crop`` fits them
-        (exactly checked on the cached maps by :meth:`_crop_grid`)."""
-        crop, sample = int(self.train_crop or 0), source[0]
+        (exactly checked on the cached maps by :meth:`_transform`)."""
+        sample = source[0]
         if "mask" not in sample:
+            if self.train_crop is not None:
+                raise ConfigError(
+                    f"train_crop={self.train_crop} crops segmentation masks, but the training "
+                    "samples have none (classification); set train_crop: null"
+                )
             raise ConfigError(
-                f"train_crop={crop} crops segmentation masks, but the training samples have "
-                "none (classification); set train_crop: null"
+                "train_flips=true flips segmentation samples (maps and mask), but the training "
+                "samples have no mask (classification); set train_flips: false"
             )
+        if self.train_crop is None:
+            return
+        crop = int(self.train_crop)
         h, w = (int(v) for v in torch.as_tensor(sample["mask"]).shape[-2:])
         size = getattr(getattr(self.extractor, "spec", None), "image_size", None)
         if not size or size == h == w:  # maps at the window's own size: strides = reductions
@@ -205,12 +223,14 @@ class CachedDataModule(WrappingDataModule):
     def _served(self, split: str) -> CachedFeatureDataset | InMemoryFeatures:
         return self.memory[split] if split in self.memory else self.datasets[split]
 
-    @staticmethod
-    def _crop_grid(crop: int, data: CachedFeatureDataset | InMemoryFeatures) -> CropGrid:
-        """The crop grid of the cached training maps (strides from their actual sizes)."""
+    def _transform(self, data: CachedFeatureDataset | InMemoryFeatures) -> TrainTransform | None:
+        """The crops and turns of the cached training maps (strides from their actual sizes)."""
+        if self.train_crop is None and not self.train_flips:
+            return None
         sample = data[0]
-        return crop_grid(crop, [tuple(f.shape) for f in sample["features"]],
-                         tuple(sample["mask"].shape))  # fmt: skip
+        return train_transform(self.train_crop, self.train_flips,
+                               [tuple(f.shape) for f in sample["features"]],
+                               tuple(sample["mask"].shape))  # fmt: skip
 
     # ---------------------------------------------------------------- loaders
     def _loader(self, split: str, train: bool) -> DataLoader[Any]:
@@ -221,15 +241,15 @@ class CachedDataModule(WrappingDataModule):
         if not train:
             batch = int(getattr(dm, "eval_batch_size", None) or batch)
         seed, workers = int(getattr(dm, "seed", 0)), int(getattr(dm, "num_workers", 0))
-        if split == "train" and self.crop is not None:
-            return crop_loader(self._served(split), self.crop, batch, seed, workers)
+        if split == "train" and self.transform is not None:
+            return crop_loader(self._served(split), self.transform, batch, seed, workers)
         if split in self.memory:
             return in_memory_loader(self.memory[split], batch, train, seed)
         return seeded_loader(self.datasets[split], batch, train, seed, workers)
 
     def train_dataloader(self) -> DataLoader[Any]:
         """Shuffled cached training split (seeded like the wrapped datamodule), random crops of
-        it with ``train_crop``."""
+        it with ``train_crop``, random flips and turns with ``train_flips``."""
         return self._loader("train", True)
 
     def val_dataloader(self) -> DataLoader[Any]:

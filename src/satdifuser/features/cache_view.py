@@ -26,7 +26,7 @@ from torch.utils.data import DataLoader
 
 from satdifuser.data.wrapping import WrappingDataModule
 from satdifuser.errors import ConfigError
-from satdifuser.features.cache_crop import crop_grid, crop_loader
+from satdifuser.features.cache_crop import crop_loader, train_transform
 from satdifuser.features.cache_memory import InMemoryFeatures, in_memory_loader
 from satdifuser.features.spec import FeatureInfo, FeatureSpec, taps_of, timesteps_of
 
@@ -288,16 +288,18 @@ class CachedView(WrappingDataModule):
         self.splits[split] = data
         batch = self.batch_size if train else self.eval_batch_size
         crop = getattr(self.datamodule, "train_crop", None)
-        if split == "train" and crop is not None:  # the wrapped module's crops, on the kept maps
+        flips = bool(getattr(self.datamodule, "train_flips", False))
+        if split == "train" and (crop is not None or flips):  # the wrapped module's, kept maps
             sample = data[0]
-            grid = crop_grid(crop, [tuple(f.shape) for f in sample["features"]],
-                             tuple(sample["mask"].shape))  # fmt: skip
-            return crop_loader(data, grid, batch, self.seed)
+            transform = train_transform(crop, flips, [tuple(f.shape) for f in sample["features"]],
+                                        tuple(sample["mask"].shape))  # fmt: skip
+            if transform is not None:
+                return crop_loader(data, transform, batch, self.seed)
         return in_memory_loader(data, batch, train, self.seed)
 
     def train_dataloader(self) -> DataLoader[Any]:
-        """The budget's training rows, shuffled by ``seed`` (random crops of them when the
-        cached data module has ``train_crop``)."""
+        """The budget's training rows, shuffled by ``seed`` (random crops and/or flips and turns
+        of them when the cached data module has ``train_crop`` / ``train_flips``)."""
         return self._loader("train", True)
 
     def val_dataloader(self) -> DataLoader[Any]:
