@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -37,7 +38,20 @@ def _labelled_pixels(root: Path, tile: int) -> int:
     return sum(int((ds.load(i)[1] != 255).sum()) for i in range(len(ds.images)))
 
 
-def test_quick_run_scores_every_labelled_native_pixel(dubai_root: Path, tmp_path: Path) -> None:
+def test_quick_run_scores_every_labelled_native_pixel(
+    dubai_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    from satdifuser.features import cache
+
+    flips: list[bool] = []
+
+    class Spy(cache.CachedDataModule):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            flips.append(self.train_flips)
+
+    monkeypatch.setattr(cache, "CachedDataModule", Spy)
     models = "satdifuser,efficientnet" if HAS_EFFICIENTNET else "satdifuser"
     out = tmp_path / "out"
     argv = [
@@ -63,6 +77,10 @@ def test_quick_run_scores_every_labelled_native_pixel(dubai_root: Path, tmp_path
     ]
     assert dubai.run(argv) == 0
     res = json.loads((out / "results.json").read_text())
+    # flips are on by default (the old recipe): every arm's training samples were turned
+    assert flips == [True] * len(res["models"]) and res["options"]["flips"] is True
+    assert all(r["train"]["flips"] is True for r in res["models"].values())
+    assert "random 16 px crops, randomly flipped and turned ..." in capsys.readouterr().out
     assert res["data"]["val_tiles"] == [8] and res["data"]["train_tiles"] == [1, 2]
     assert set(res["models"]) == set(models.split(","))
     total = _labelled_pixels(dubai_root, 8)
@@ -89,18 +107,37 @@ def test_quick_run_scores_every_labelled_native_pixel(dubai_root: Path, tmp_path
         assert res["models"]["efficientnet"]["train"]["crop"] is None
         assert "satdifuser: random 16 px crops, new every epoch; efficientnet: whole" in md
     else:
-        assert "random 16 px crops of the cached 32 px windows" in md
+        assert "random 16 px crops of the cached 32 px windows, randomly flipped and turned" in md
+    assert "randomly flipped and turned (one of the 8 flips / quarter turns" in md
 
 
 def test_defaults_are_the_old_recipe_300_steps_of_128_px_crops_of_256_px_windows() -> None:
     args = dubai.resolve_options(dubai.build_parser().parse_args([]))
     assert (args.steps, args.crop, args.window, args.batch_size) == (300, 128, 256, 8)
+    assert args.flips is True  # the old recipe's random flips and quarter turns
     models = {"satdifuser": {"train": {"crop": 128}}, "efficientnet": {"train": {"crop": 128}}}
     text = training_data(vars(args), models)
-    assert text.startswith("random 128 px crops of the cached 256 px windows")
+    assert text.startswith("random 128 px crops of the cached 256 px windows (a new crop")
     assert "at least 300 steps x 8 crops" in text
     whole = {"satdifuser": {"train": {"crop": None}}}
     assert training_data(vars(args), whole).startswith("cached 256 px windows (whole epochs")
+    flipped = {name: {"train": {"crop": 128, "flips": True}} for name in models}
+    assert training_data(vars(args), flipped).startswith(
+        "random 128 px crops of the cached 256 px windows, randomly flipped and turned (one of "
+        "the 8 flips / quarter turns, new every epoch) (a new crop"
+    )
+    some = {"satdifuser": {"train": {"crop": None, "flips": True}},
+            "efficientnet": {"train": {"crop": None, "flips": False}}}  # fmt: skip
+    assert training_data(vars(args), some).startswith(
+        "cached 256 px windows, randomly flipped and turned (one of the 8 flips / quarter turns, "
+        "new every epoch) for satdifuser (whole epochs"
+    )
+
+
+def test_no_flips_turns_the_old_recipe_flips_off() -> None:
+    args = dubai.resolve_options(dubai.build_parser().parse_args(["--no-flips"]))
+    assert args.flips is False
+    assert dubai.resolve_options(dubai.build_parser().parse_args(["--flips"])).flips is True
 
 
 @pytest.mark.parametrize(

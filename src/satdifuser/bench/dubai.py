@@ -12,7 +12,8 @@ Images are downscaled by ``--scale``. Each arm is a :class:`~satdifuser.tasks.Se
 trained by ``tasks.fit_and_test``: the features of the ``--window`` grid windows of the training
 images are extracted once into the library's feature cache (``CachedDataModule``; reruns reuse
 them), the task trains whole epochs over random ``--crop`` px crops of them (one crop of each
-window per epoch, a new one every epoch: ``CachedDataModule(train_crop=...)``; at least
+window per epoch, a new one every epoch: ``CachedDataModule(train_crop=...)``, each randomly
+flipped and turned by quarter turns unless ``--no-flips``: ``train_flips``; at least
 ``--steps`` steps), is validated once after the last epoch on whole windows (no model selection
 on the scored tile), and is tested on whole validation images with its sliding window
 (overlapping windows averaged), logits upsampled to the native mask: every labelled native pixel
@@ -23,10 +24,10 @@ and fusion-weight PNGs, and each arm's saved model under ``runs/<arm>/model``.
 Deviations from the paper's segmentation recipe, all to fit ~15 minutes on 2 CPU cores: fusion
 projection 32 (bottleneck 16, 4 GroupNorm groups) and UPerNet width 32 instead of 384 (96, 32
 groups) and 512; a short AdamW schedule (lr 3e-3) instead of full schedules; images at x0.25;
-random 128 px crops of the cached 256 px windows the only augmentation (no flips: features are
-cached); the finest (stride-1) decoder level and EfficientNet's head
-are left out (``--min-stride 2``, so both heads run at stride 2). Every one of these is an
-option.
+random 128 px crops of the cached 256 px windows, randomly flipped and turned (the old recipe's
+flips and quarter turns, of the cached maps and masks; ``--no-flips``), the only augmentation;
+the finest (stride-1) decoder level and EfficientNet's head are left out (``--min-stride 2``, so
+both heads run at stride 2). Every one of these is an option.
 """
 
 from __future__ import annotations
@@ -125,6 +126,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--crop", type=int, help="train on random crops of this side (px at that "
                    "scale) of the cached windows, a new crop of each window every epoch; a "
                    "multiple of the coarsest feature stride (default 128; 0: whole windows)")
+    g.add_argument("--flips", action=argparse.BooleanOptionalAction, default=True,
+                   help="turn each training crop (window) by a random flip / quarter turn, the "
+                   "same for its maps and mask, new every epoch (default: on, the old recipe)")
     g.add_argument("--batch-size", type=int, help="crops (windows) per training step (default 8)")
     g.add_argument("--overlays", type=int, help="validation images drawn as overlays (default 3)")
     g.add_argument(
@@ -318,12 +322,14 @@ def run_arm(name: str, args: argparse.Namespace, dm: ScaledDubaiDataModule, out:
         f"{sorted({f.reduction for f in ex.feature_info})}; extracting training windows ..."
     )
     cached = CachedDataModule(dm, ex, args.cache_dir, extract_batch_size=args.extract_batch,
-                              progress=not args.no_progress, train_crop=crop)  # fmt: skip
+                              progress=not args.no_progress, train_crop=crop,
+                              train_flips=args.flips)  # fmt: skip
     with clock("extract_train"):
         cached.setup("fit")
     n_train = len(cached.datasets["train"])
     epochs = max(1, math.ceil(args.steps / math.ceil(n_train / args.batch_size)))
     what = f"random {crop} px crops" if crop else "windows"
+    what += ", randomly flipped and turned" if args.flips else ""
     steps = math.ceil(n_train / args.batch_size)
     print(f"[{name}] {n_train} training windows of {args.window} px (cached in "
           f"{cached.folders['train'].parent}); training {epochs} epochs of {steps} steps x "
@@ -377,7 +383,7 @@ def run_arm(name: str, args: argparse.Namespace, dm: ScaledDubaiDataModule, out:
     return {
         "extractor": info,
         "trainable_params": sum(p.numel() for p in task.trainable_parameters()),
-        "train": {"epochs": epochs, "windows": n_train, "crop": crop,
+        "train": {"epochs": epochs, "windows": n_train, "crop": crop, "flips": bool(args.flips),
                   "final_loss": float(loss or 0.0), "seconds": result.seconds.get("fit")},
         "metrics": metrics,
         "model_dir": str(result.model_dir) if result.model_dir else None,

@@ -80,20 +80,32 @@ def _fmt(v: float | None) -> str:
     return "n/a" if v is None else f"{100 * v:.1f}"
 
 
+def _flips_text(models: dict[str, Any]) -> str:
+    """How the samples were turned: every arm, some (named) or none (``train.flips``)."""
+    flipped = [name for name, r in models.items() if r["train"].get("flips")]
+    if not flipped:
+        return ""
+    text = ", randomly flipped and turned (one of the 8 flips / quarter turns, new every epoch)"
+    return text if len(flipped) == len(models) else f"{text} for {', '.join(flipped)}"
+
+
 def training_data(options: dict[str, Any], models: dict[str, Any]) -> str:
     """What each step trained on: random crops of the cached windows (per arm when they differ,
-    e.g. ``--quick`` with an arm whose stride is coarser than the crop) or whole windows."""
+    e.g. ``--quick`` with an arm whose stride is coarser than the crop) or whole windows, and
+    whether they were randomly flipped and turned (``--flips``)."""
     w, steps, batch = options["window"], options["steps"], options["batch_size"]
     crops = {name: r["train"].get("crop") for name, r in models.items()}
+    turn = _flips_text(models)
     if not any(crops.values()):
-        return f"cached {w} px windows (whole epochs, at least {steps} steps x {batch} windows)"
+        return (f"cached {w} px windows{turn} (whole epochs, at least {steps} steps x {batch} "
+                "windows)")  # fmt: skip
     if len(set(crops.values())) == 1:
-        return (f"random {next(iter(crops.values()))} px crops of the cached {w} px windows (a "
-                f"new crop of each window every epoch; whole epochs, at least {steps} steps x "
-                f"{batch} crops)")  # fmt: skip
+        return (f"random {next(iter(crops.values()))} px crops of the cached {w} px windows"
+                f"{turn} (a new crop of each window every epoch; whole epochs, at least {steps} "
+                f"steps x {batch} crops)")  # fmt: skip
     per = "; ".join(f"{name}: " + (f"random {c} px crops, new every epoch" if c else "whole")
                     for name, c in crops.items())  # fmt: skip
-    return f"cached {w} px windows ({per}; whole epochs, at least {steps} steps x {batch})"
+    return f"cached {w} px windows{turn} ({per}; whole epochs, at least {steps} steps x {batch})"
 
 
 def markdown_section(results: dict[str, Any]) -> str:
