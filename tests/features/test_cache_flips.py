@@ -162,9 +162,14 @@ def test_same_seed_same_turns_other_epoch_or_seed_other_turns(tmp_path: Path) ->
     # memory and disk serve the same turns; the crops are those of train_crop alone
     disk = _epochs(_cached(tmp_path, crop=16, in_memory=False).train_dataloader(), 1, side=16)
     assert disk[0] == first
-    plain = _epochs(_cached(tmp_path, crop=16, flips=False).train_dataloader(), 1, side=16)[0]
+    unturned = _cached(tmp_path, crop=16, flips=False)
+    plain = _epochs(unturned.train_dataloader(), 1, side=16)[0]
     assert [d[:3] for d in plain] == [d[:3] for d in first]
     assert {d[3] for d in plain} == {IDENTITY}
+    # turns augment the served samples: the cache (its key, hence its folder) is the same
+    turned = _cached(tmp_path, crop=16)
+    turned.setup("fit")
+    assert turned.folders == unturned.folders
 
 
 def test_off_by_default(tmp_path: Path) -> None:
