@@ -75,3 +75,23 @@ def test_bad_options_are_config_errors(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="--train-images 0"):
         run(_argv(tmp_path, "--train-images", "0"))
     assert not (tmp_path / "r.json").exists()
+
+
+@pytest.mark.filterwarnings("ignore:EuroSAT unavailable")
+def test_missing_cache_and_out_folders_are_created_before_anything_runs(
+    tmp_path: Path, one_thread: None
+) -> None:
+    argv = _argv(tmp_path)
+    argv[argv.index("--cache-dir") + 1] = str(tmp_path / "new" / "cache")
+    argv[argv.index("--out") + 1] = str(tmp_path / "reports" / "r.json")
+    assert run(argv) == 0
+    assert (tmp_path / "reports" / "r.json").is_file() and (tmp_path / "new" / "cache").is_dir()
+
+
+def test_a_cache_dir_that_is_a_file_is_refused_before_the_probe(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("x")
+    argv = _argv(tmp_path)
+    argv[argv.index("--cache-dir") + 1] = str(tmp_path / "file" / "cache")
+    with pytest.raises(ConfigError, match=r"--cache-dir .*cannot create the folder"):
+        run(argv)
+    assert not (tmp_path / "run").exists() and not (tmp_path / "r.json").exists()

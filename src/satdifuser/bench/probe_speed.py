@@ -127,6 +127,18 @@ def _check(args: argparse.Namespace) -> int:
         raise ConfigError(f"--measure-epochs {E} exceeds --epochs {args.epochs}")
     if args.pool < 0 or min(args.full_train, args.full_val) < 0:
         raise ConfigError("--pool, --full-train, --full-val must be >= 0 (0: off)")
+    # the folders are made before anything runs: a 40-epoch reference side must never be lost
+    # to a missing or unwritable output folder at the end
+    for flag, folder in (("--cache-dir", args.cache_dir), ("--out", Path(args.out).parent),
+                         ("--run-dir", args.run_dir)):  # fmt: skip
+        if folder:
+            try:
+                Path(folder).mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise ConfigError(f"{flag} {folder}: cannot create the folder ({exc.strerror}); "
+                                  f"choose a writable {flag}") from None  # fmt: skip
+            if not os.access(folder, os.W_OK | os.X_OK):
+                raise ConfigError(f"{flag} {folder} is not writable; choose a writable {flag}")
     return E
 
 
@@ -255,13 +267,14 @@ def run(argv: list[str]) -> int:
          f"{args.pool or 'off (full maps)'}; {nt} train + {nv} val images ({source_name}); "
          f"{E} of {args.epochs} epochs per side, batch {args.batch_size}")  # fmt: skip
 
-    _say("reference: full features recomputed in every batch of every epoch (10 UNet passes) ...")
-    ref, estimate = _reference_side(fx_full, xs, ys, vx, vy, E, args)
-    _say(f"  reference: {ref.wall_s:.1f} s wall, {ref.cpu_s:.1f} s CPU")
+    # ours first: it is short, so a problem on our side shows before the long reference side
     _say("satdifuser: pooled extraction once into a fresh cache, then fit_and_test ...")
     ours = _our_side(fx_ours, xs, ys, vx, vy, E, args, run_dir)
     _say(f"  satdifuser: {ours['wall_s']:.1f} s wall (extract {ours['extract_s']:.1f}, fit "
          f"{ours['fit_s']:.1f}), {ours['cpu_s']:.1f} s CPU")  # fmt: skip
+    _say("reference: full features recomputed in every batch of every epoch (10 UNet passes) ...")
+    ref, estimate = _reference_side(fx_full, xs, ys, vx, vy, E, args)
+    _say(f"  reference: {ref.wall_s:.1f} s wall, {ref.cpu_s:.1f} s CPU")
 
     reference = {
         "protocol": "features recomputed per batch (train and val), full maps, no standardiser, "
