@@ -155,6 +155,8 @@ def main(argv: list[str] | None = None) -> int:
         model = SatDiFuserModel.from_pretrained(args.model)
     if args.device:
         model = model.to(args.device)  # type: ignore[attr-defined]
+    if args.workdir is not None:  # made first: a long run must not fail at its first write
+        args.workdir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
         folder = Path(tmp)
         scene, out = folder / "scene.tif", folder / "classes.tif"
