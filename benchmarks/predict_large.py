@@ -131,7 +131,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--size", type=int, default=10_000, help="scene side in pixels")
     p.add_argument("--tile", type=int, default=64, help="--fake: window side")
     p.add_argument("--classes", type=int, default=10, help="--fake: number of classes")
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="windows per model call (default: predict's, by window area)")  # fmt: skip
     p.add_argument("--overlap", type=int, default=None,
                    help="native pixels (default a quarter of the native window)")  # fmt: skip
     p.add_argument("--resample", type=float, default=None,
@@ -145,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     from satdifuser.predict import predict_segmentation
     from satdifuser.predict.protocol import model_resample
-    from satdifuser.predict.segmentation import native_window
+    from satdifuser.predict.segmentation import auto_batch_size, native_window
 
     if args.fake:
         model: object = FakeSegmenter(args.tile, args.classes)
@@ -171,14 +172,15 @@ def main(argv: list[str] | None = None) -> int:
         factor = model_resample(model, args.resample)
         window = native_window(tile, factor)
         overlap = window // 4 if args.overlap is None else args.overlap
-        sizes = batch_sizes(args.size, window, overlap, args.batch_size)
+        batch = args.batch_size or auto_batch_size(tile)
+        sizes = batch_sizes(args.size, window, overlap, batch)
         if sum(sizes) != stats.tiles - stats.skipped:  # the generated scene has no nodata
             raise RuntimeError(f"floor plan has {sum(sizes)} windows, the run {stats.tiles}")
         floor = extraction_floor(model, scene, sizes, window)
         report = {
             "size": args.size, "tile": tile, "resample": factor, "native_window": window,
             "overlap": overlap,
-            "batch_size": args.batch_size, "classes": len(model.class_names),  # type: ignore[attr-defined]
+            "batch_size": batch, "classes": len(model.class_names),  # type: ignore[attr-defined]
             "model": "fake-1x1conv" if args.fake else str(args.model),
             "device": str(args.device or "cpu"), "torch_threads": torch.get_num_threads(),
             "tiles": stats.tiles, "skipped": stats.skipped,

@@ -150,3 +150,10 @@ def test_cli_resample_override_notes_it_on_stderr(
     assert main([*argv, "--resample", "0"]) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "ConfigError" in err and "resample=0.0 must be a number" in err
+
+
+def test_default_window_batch_shrinks_with_the_window_area() -> None:
+    from satdifuser.predict.segmentation import auto_batch_size
+
+    assert [auto_batch_size(t) for t in (32, 64, 90, 128, 256, 512, 1024)] == [32, 32, 32, 16,
+                                                                              4, 1, 1]

@@ -42,7 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, type=Path,
                    help="classification: a .csv (or a folder for predictions.csv); "
                    "segmentation: a .tif/.png for one input, else a folder")  # fmt: skip
-    p.add_argument("--batch-size", type=int, default=32, help="windows/images per model call")
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="windows/images per model call (default: 32 images; segmentation: by "
+                   "window area, 32 windows up to 90 px, 4 at 256 px, 1 from 512 px)")  # fmt: skip
     p.add_argument(
         "--overlap",
         type=int,
@@ -121,7 +123,7 @@ class _Progress:
 def run(argv: list[str]) -> int:
     """Entry point of ``satdifuser predict``."""
     args = build_parser().parse_args(argv)
-    if args.batch_size < 1:
+    if args.batch_size is not None and args.batch_size < 1:
         raise ConfigError(f"--batch-size {args.batch_size} must be >= 1")
     from satdifuser.predict import predict
 

@@ -97,7 +97,7 @@ def predict(
     inputs: Sequence[PathLike],
     out: PathLike,
     *,
-    batch_size: int = 32,
+    batch_size: int | None = None,
     overlap: int | None = None,
     blend: BlendMode = "triangular",
     probabilities: bool = False,
@@ -120,7 +120,8 @@ def predict(
             ``predict_proba`` (and optionally ``prepare_raster``).
         inputs: Files and folders.
         out: Output file or folder.
-        batch_size: Windows or images per model call.
+        batch_size: Windows or images per model call (default: 32 images; segmentation windows
+            by the window area, :func:`~satdifuser.predict.segmentation.auto_batch_size`).
         overlap: Segmentation window overlap in native pixels (default a quarter of the window,
             ``tile_size // 4`` without resampling).
         blend: Segmentation weight window.
@@ -152,7 +153,7 @@ def predict(
         csv_path = out if out.suffix.lower() == ".csv" else out / "predictions.csv"
         fp = Path(footprints) if footprints is not None else None
         result.stats = predict_classification(
-            m, files, csv_path, footprints_path=fp, batch_size=batch_size, bands=bands,
+            m, files, csv_path, footprints_path=fp, batch_size=batch_size or 32, bands=bands,
             scale=scale, threshold=threshold, progress=progress, resample=resample,
         )  # fmt: skip
         result.outputs = [csv_path] + ([fp] if fp is not None else [])

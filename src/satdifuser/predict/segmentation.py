@@ -56,6 +56,16 @@ def model_device(model: object) -> torch.device:
     return torch.device("cpu")
 
 
+AUTO_BATCH_PIXELS = 4 * 256 * 256
+"""Model pixels per call when no batch size is given: the activations of a diffusion UNet at
+several timesteps grow with batch x tile area (batch 32 of 256 px windows peaked at 4.5 GB)."""
+
+
+def auto_batch_size(tile: int) -> int:
+    """Windows per model call for ``tile`` px windows: 32 up to 90 px, 4 at 256 px, 1 from 512."""
+    return max(1, min(32, AUTO_BATCH_PIXELS // (tile * tile)))
+
+
 def native_window(tile: int, factor: float) -> int:
     """Side in native pixels of a window that is ``tile`` pixels at the model's scale."""
     return tile if factor == 1.0 else max(1, round(tile / factor))
@@ -108,7 +118,7 @@ def segment(
     *,
     preparer: Preparer | None = None,
     overlap: int | None = None,
-    batch_size: int = 32,
+    batch_size: int | None = None,
     blend: BlendMode = "triangular",
     keep_probs: bool = False,
     progress: ProgressFn | None = None,
@@ -123,7 +133,7 @@ def segment(
         preparer: Raw pixels -> [0, 1] (default: :func:`make_preparer` of the model).
         overlap: Native pixels shared by neighbouring windows, in [0, window) (default:
             window // 4; window = ``round(tile / resample)``, the tile without resampling).
-        batch_size: Windows per ``predict_proba`` call.
+        batch_size: Windows per ``predict_proba`` call (default: :func:`auto_batch_size`).
         blend: Weight window (``triangular``, ``hann``; ``uniform`` = plain averaging).
         keep_probs: Also hand blended probabilities (K, h, W) to the writer.
         progress: Called with ``(tiles done, tiles total)`` after each batch.
@@ -146,6 +156,7 @@ def segment(
     if not 0 <= overlap < win:
         at = f"tile_size={tile}" + (f" / resample={factor:g}" if factor != 1.0 else "")
         raise ConfigError(f"overlap={overlap} must be in [0, {win}) native pixels ({at})")
+    batch_size = auto_batch_size(tile) if batch_size is None else batch_size
     if batch_size < 1:
         raise ConfigError(f"batch_size={batch_size} must be >= 1")
     prepare = preparer or make_preparer(model)
@@ -215,7 +226,7 @@ def predict_segmentation(
     *,
     probabilities_path: Path | None = None,
     overlap: int | None = None,
-    batch_size: int = 32,
+    batch_size: int | None = None,
     blend: BlendMode = "triangular",
     bands: list[int] | None = None,
     scale: float | None = None,
