@@ -155,5 +155,5 @@ def test_cli_resample_override_notes_it_on_stderr(
 def test_default_window_batch_shrinks_with_the_window_area() -> None:
     from satdifuser.predict.segmentation import auto_batch_size
 
-    assert [auto_batch_size(t) for t in (32, 64, 90, 128, 256, 512, 1024)] == [32, 32, 32, 16,
-                                                                              4, 1, 1]
+    assert [auto_batch_size(t) for t in (32, 64, 90, 128, 256, 512, 1024)] == [32, 32, 16, 8,
+                                                                              2, 1, 1]

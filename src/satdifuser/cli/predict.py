@@ -43,8 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="classification: a .csv (or a folder for predictions.csv); "
                    "segmentation: a .tif/.png for one input, else a folder")  # fmt: skip
     p.add_argument("--batch-size", type=int, default=None,
-                   help="windows/images per model call (default: 32 images; segmentation: by "
-                   "window area, 32 windows up to 90 px, 4 at 256 px, 1 from 512 px)")  # fmt: skip
+                   help="windows/images per model call (default: 32 images; segmentation: "
+                   "by window area, 32 windows up to 64 px, 8 at 128 px, 2 at 256 px, "
+                   "1 above)")  # fmt: skip
     p.add_argument(
         "--overlap",
         type=int,
