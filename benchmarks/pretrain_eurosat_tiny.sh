@@ -14,7 +14,10 @@ if [[ "${1:-}" == "export" ]]; then
 fi
 MINUTES=${1:-110}
 mkdir -p "$(dirname "$RUN")"
+# --rot90: flips + quarter turns (the dihedral group), carried into the long run from the
+# equal-compute study of session 5 (docs/BENCHMARKS.md 4.x; within noise, free, no "up" in
+# remote sensing); a resumed run keeps the value stored in its config.
 setsid nohup satdifuser pretrain --out "$RUN" --max-minutes "$MINUTES" --threads "${THREADS:-2}" \
-  --init-from src/satdifuser/weights/satdifuser-eurosat-tiny \
+  --init-from src/satdifuser/weights/satdifuser-eurosat-tiny --rot90 \
   --batch-size 64 --sample-every 200 --ckpt-every 50 --ckpt-minutes 5 >>"$RUN.log" 2>&1 </dev/null &
 echo "started pid $! (log $RUN.log, loss $RUN/loss.csv, samples $RUN/samples/latest.png)"
