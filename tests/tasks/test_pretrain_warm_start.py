@@ -76,13 +76,28 @@ def test_resume_ignores_init_from_once_a_checkpoint_exists(tmp_path: Path) -> No
     assert again.resumed and again.step == 4 and again.warm_start_step == 2
 
 
-def test_warm_start_refuses_other_data_and_non_exports(tmp_path: Path) -> None:
+def test_warm_start_on_other_data_starts_a_fresh_order_and_records_it(
+    tmp_path: Path, capsys
+) -> None:
     _, out = _export(tmp_path, 2)
-    with pytest.raises(ConfigError, match="pool of 10 images but 12 were given"):
-        _trainer(tmp_path / "b", init_from=read_export(out), n=12)
-    assert not (tmp_path / "b").exists()  # nothing half-written
+    trainer = _trainer(tmp_path / "b", init_from=read_export(out), n=12, steps=1)
+    assert trainer.step == 2 and (trainer.order.epoch, trainer.order.position) == (0, 0)
+    assert "warm start on other data (12 images; the export's pool had 10)" in (
+        capsys.readouterr().err
+    )
+    [note] = trainer.totals["warm_starts"]
+    assert note["data"] == "other data: 12 images (the export's pool had 10)"
+    trainer.run()
+    again = tmp_path / "e2"
+    export_pipeline(tmp_path / "b", again, sample_images=1, sample_steps=1)
+    assert "other data: 12 images" in (again / "README.md").read_text()
+
+
+def test_warm_start_refuses_non_exports_and_a_pool_mismatch_in_the_order(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError, match="is not a `satdifuser pretrain --export` folder"):
         read_export(tmp_path / "a")
+    with pytest.raises(ConfigError, match="pool of 10 images but 12 were given"):
+        start_position(7, 10, 12, 4)
     assert start_position(7, 10, 10, 4) == (3, 4)
 
 

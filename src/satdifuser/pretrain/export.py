@@ -102,6 +102,7 @@ def _model_card(name: str, cfg: PretrainConfig, summary: dict[str, Any]) -> str:
     )
     warm = "".join(
         f"\n- warm start at step {w['step']} from `{w['from']}` ({w['at']}): {w['reset']}"
+        + (f"; {w['data']}" if w.get("data") else "")
         for w in summary.get("warm_starts", [])
     )
     fl = summary["final_loss"]

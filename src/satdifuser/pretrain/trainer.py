@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import random
 import shutil
+import sys
 import time
 from collections.abc import Callable
 from datetime import datetime, timezone
@@ -267,16 +268,22 @@ class PretrainTrainer:
                 "warm-start with the export's own config (drop the shape options)"
             ) from None
         n, batch = self.order.n, self.cfg.batch_size
-        if isinstance(self.order, MixedOrder):  # its state is the step; the pool size must match
-            start_position(run.steps, run.pool_size, n, 1)
+        same_pool = run.pool_size == n
+        if isinstance(self.order, MixedOrder):  # a pure function of (seed, step): any pool
             self.order.step = run.steps
-        else:
+        elif same_pool:  # the same data: its order continues from the export's step
             epoch, position = start_position(run.steps, run.pool_size, n, batch)
             self.order = BatchOrder(n, batch, self.cfg.seed, epoch, position)
+        else:  # other data (fine-tuning on the user's imagery): a fresh order over it
+            self.order = BatchOrder(n, batch, self.cfg.seed, 0, 0)
+        if not same_pool:
+            print(f"pretrain: warm start on other data ({n} images; the export's pool had "
+                  f"{run.pool_size}): its weights and totals carry on, the data order starts "
+                  "afresh", file=sys.stderr)  # fmt: skip
         self.step = self.warm_start_step = run.steps
         self.gen.manual_seed(self.cfg.seed + 1 + run.steps)
         at = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        self.totals = warm_totals(run, at)
+        self.totals = warm_totals(run, at, None if same_pool else n)
 
     def _resume(self) -> bool:
         folder = latest_checkpoint(self.run_dir)

@@ -87,14 +87,19 @@ def start_position(steps: int, pool_size: int, n: int, batch_size: int) -> tuple
     return steps // per_epoch, (steps % per_epoch) * batch_size
 
 
-def warm_totals(run: ExportedRun, at: str) -> dict[str, Any]:
-    """The new run's cumulative totals, continuing the export's and recording the warm start."""
-    note = {
+def warm_totals(run: ExportedRun, at: str, new_pool: int | None = None) -> dict[str, Any]:
+    """The new run's cumulative totals, continuing the export's and recording the warm start.
+
+    ``new_pool``: the size of the new run's pool when it is other data than the export's.
+    """
+    note: dict[str, Any] = {
         "from": str(run.path),
         "step": run.steps,
         "at": at,
         "reset": "optimizer moments and RNG states (not in an export); LR warm-up restarted",
     }
+    if new_pool is not None:
+        note["data"] = f"other data: {new_pool} images (the export's pool had {run.pool_size})"
     return {
         "images_seen": run.images_seen,
         "wall_seconds": dict(run.wall_seconds),
