@@ -194,6 +194,10 @@ def test_cli_trains_samples_and_exports(tmp_path: Path) -> None:
     assert sched.config.num_train_timesteps == 1000
     card = (out / "README.md").read_text()
     assert "Total steps: **3**" in card and "images seen: **6**" in card and "--steps 3" in card
+    # the model's name, not the last option checked (the shipped card once said "--sample-steps")
+    assert card.startswith("# satdifuser-eurosat-tiny\n")
+    assert 'create_backbone("satdifuser-eurosat-tiny")' in card
+    assert json.loads((out / "training.json").read_text())["name"] == "satdifuser-eurosat-tiny"
     assert Image.open(out / "samples.png").size == (38, 38)
     assert main(["pretrain", "--export", str(run_dir), "--to", str(out)]) == 2  # no --overwrite
     summary = export_pipeline(run_dir, out, overwrite=True, sample_images=1, sample_steps=1)

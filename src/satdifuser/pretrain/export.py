@@ -179,9 +179,9 @@ def export_pipeline(
         raise ConfigError(
             f"export target {out_dir} exists and is not empty; pass --overwrite to replace it"
         )
-    for name, value in (("--sample-images", sample_images), ("--sample-steps", sample_steps)):
+    for flag, value in (("--sample-images", sample_images), ("--sample-steps", sample_steps)):
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ConfigError(f"{name}={value!r} is invalid: expected an integer >= 1")
+            raise ConfigError(f"{flag}={value!r} is invalid: expected an integer >= 1")
     cfg = PretrainConfig.load(run_dir / CONFIG_FILE)
     if sample_steps > cfg.num_train_timesteps:
         raise ConfigError(
