@@ -135,3 +135,22 @@ def test_include_runs_merges_an_earlier_run_of_the_other_parts(
     with pytest.raises(ConfigError, match="holds no rows outside this run's parts"):
         run([*base, "--parts", "cnn", "--out", str(tmp_path / "d"), "--include-runs",
              str(earlier)])  # fmt: skip
+
+
+def test_ensemble_averages_noise_draws_and_is_recorded(eurosat_root: Path, tmp_path: Path) -> None:
+    from satdifuser.model import SatDiFuserModel
+
+    argv = [
+        "--backbone", "tiny-pixel", "--data", str(eurosat_root), "--quick", "--seeds", "0",
+        "--fusions", "gw", "--parts", "satdifuser", "--out", str(tmp_path / "out"),
+        "--cache-dir", str(tmp_path / "cache"), "--append-md", "none", "--no-progress",
+        "--threads", "1", "--ensemble", "2",
+    ]  # fmt: skip
+    assert run(argv) == 0
+    result = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert result["ensemble"] == 2
+    gw = next(r for r in result["runs"] if r["method"] == "satdifuser GW")
+    model = SatDiFuserModel.from_pretrained(gw["model_dir"])
+    assert model.config()["features"]["args"]["ensemble"] == 2
+    with pytest.raises(ConfigError, match="--ensemble=0 must be >= 1"):
+        run([*argv[:-2], "--ensemble", "0"])

@@ -103,6 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ablation-timesteps", default="10,250", help="timesteps swept by the ablation")
     p.add_argument("--ablation-budgets", default="200", help="budgets of the ablations")
     p.add_argument("--taps", default=None, help="fnmatch tap patterns (default: resnet+attention)")
+    p.add_argument("--ensemble", type=int, default=1,
+                   help="noise draws averaged per timestep (default 1)")  # fmt: skip
     p.add_argument("--random-seed", type=int, default=0, help="seed of the random weights")
     p.add_argument("--pool", type=int, default=4, help="max side of pooled maps (default 4)")
     p.add_argument("--epochs", type=int, default=20, help="fusion epochs (paper: 40)")
@@ -145,7 +147,8 @@ class Bench:
         self.ablation_budgets = _ints(args.ablation_budgets, "--ablation-budgets")
         self.fusions = _names(args.fusions, FUSION_NAMES, "--fusions")
         self.parts = _names(args.parts, PARTS, "--parts")
-        for name, v in (("--pool", args.pool), ("--epochs", args.epochs)):
+        checks = (("--pool", args.pool), ("--epochs", args.epochs), ("--ensemble", args.ensemble))
+        for name, v in checks:
             if v < 1:
                 raise ConfigError(f"{name}={v} must be >= 1")
         if args.quick:
@@ -188,6 +191,7 @@ class Bench:
         return {"budgets": self.budgets, "seeds": self.seeds, "quick": bool(a.quick),
                 "probe_config": self.probe.to_dict(), "cnn_config": self.cnn.to_dict(),
                 "pool": a.pool, "timesteps": self.timesteps, "random_seed": a.random_seed,
+                "ensemble": a.ensemble,
                 "effnet_size": a.effnet_size, "effnet_pool": a.effnet_pool,
                 "trainer": "tasks.fit_and_test, validation every epoch"}  # fmt: skip
 
@@ -306,7 +310,7 @@ class Bench:
                         tap_groups=groups)  # fmt: skip
             self.log(f"backbone {bb.name} ({bb.weights_id()}), taps: {', '.join(taps)}")
             if {"satdifuser", "ablations"} & set(self.parts):
-                main_ex = diffusion_extractor(bb, taps, self.timesteps, a.pool)
+                main_ex = diffusion_extractor(bb, taps, self.timesteps, a.pool, a.ensemble)
                 main = self.cached(main_ex, "satdifuser")
             if "satdifuser" in self.parts:
                 self.log("(i) satdifuser, shipped backbone:")
@@ -317,7 +321,7 @@ class Bench:
                     self.probe_runs("satdifuser", "satdifuser pooled probe", main, self.budgets)
             if "random" in self.parts:
                 rnd_ex = diffusion_extractor(random_like(bb, seed=a.random_seed), taps,
-                                             self.timesteps, a.pool)  # fmt: skip
+                                             self.timesteps, a.pool, a.ensemble)  # fmt: skip
                 rfeats = self.cached(rnd_ex, "random weights")
                 self.log(f"(ii) same architecture, random weights (seed {a.random_seed}):")
                 with self.timer("train random-weight fusions"):
@@ -326,7 +330,7 @@ class Bench:
                 with self.timer("random-weight pooled probe"):
                     self.probe_runs("random", "random weights pooled probe", rfeats, self.budgets)
             if "ablations" in self.parts:
-                abl_ex = diffusion_extractor(bb, taps, self.ablation_timesteps, a.pool)
+                abl_ex = diffusion_extractor(bb, taps, self.ablation_timesteps, a.pool, a.ensemble)
                 abl = main if abl_ex.identity() == main_ex.identity() else self.cached(
                     abl_ex, "ablation timesteps")  # fmt: skip
                 self.log("ablations (GW, shipped backbone):")

@@ -39,17 +39,21 @@ def load_backbone(name_or_path: str) -> DiffusionBackbone:
 
 
 def diffusion_extractor(
-    backbone: DiffusionBackbone, taps: Sequence[str], timesteps: Sequence[int], pool: int
+    backbone: DiffusionBackbone,
+    taps: Sequence[str],
+    timesteps: Sequence[int],
+    pool: int,
+    ensemble: int = 1,
 ) -> FeatureExtractor:
     """The benchmark's extractor: ``taps`` at ``timesteps``, maps pooled to at most pool x pool
-    (at the backbone's own image size, like the demo)."""
+    (at the backbone's own image size, like the demo); ``ensemble`` noise draws averaged."""
     if not taps:
         raise ConfigError(
             f"backbone {backbone.name!r} has no decoder taps to extract; pass --taps explicitly"
         )
     return FeatureExtractor(
         backbone, timesteps=[int(t) for t in timesteps], taps=list(taps),
-        image_size=backbone.sample_size, pool=pool,
+        image_size=backbone.sample_size, pool=pool, ensemble=int(ensemble),
     )  # fmt: skip
 
 
