@@ -11,7 +11,9 @@ Datasets are named as in ``satdifuser extract`` (``eurosat``, ``geotiff-folder``
 ``mask-folder``, ``geobench``, ``dubai`` or a ``package.module.Class`` path, with ``--root``,
 ``--split``, ``--budget``, ``--data-arg KEY=VALUE``); positional paths are image files or folders
 (PNG, JPEG, GeoTIFF). Georeferenced inputs give GeoParquet. The columns and the schema
-metadata are described in ``docs/embeddings.md``.
+metadata are described in ``docs/embeddings.md``. A model trained on resampled imagery
+(``input.resample`` in its config, e.g. 0.25) gets native pixels resized by that factor, as in
+``satdifuser predict``; ``--resample`` overrides it (``--tile`` stays in native pixels).
 """
 
 from __future__ import annotations
@@ -52,6 +54,13 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["fused", "maps"],
         default="fused",
         help="with --model: fused (what the head sees) or the extractor maps",
+    )
+    src.add_argument(
+        "--resample",
+        type=float,
+        default=None,
+        help="with --model: factor applied to input pixels before the model, in (0, 4] "
+        "(default: the model's input.resample, the factor it was trained at; 0.25 = 4x coarser)",
     )
     g = p.add_argument_group("extractor (with --backbone)")
     g.add_argument(
@@ -121,6 +130,8 @@ def _check(args: argparse.Namespace) -> None:
         raise ConfigError("--tile cuts image files given as paths; drop it with --dataset")
     if args.model is not None and (args.timesteps or args.taps or args.image_size):
         raise ConfigError("--timesteps/--taps/--image-size come from the saved model; drop them")
+    if args.resample is not None and args.model is None:
+        raise ConfigError("--resample overrides a saved model's factor; use it with --model DIR")
     if args.out.suffix.lower() not in (".parquet", ".geoparquet"):
         raise ConfigError(f"--out {args.out} should end in .parquet; e.g. --out emb.parquet")
     if args.out.is_dir():
@@ -135,9 +146,21 @@ def make_embedder(args: argparse.Namespace) -> tuple[Any, Any]:
         from satdifuser.model import SatDiFuserModel
 
         model = SatDiFuserModel.from_pretrained(args.model)
-        return Embedder.from_model(
-            model, args.representation, args.pool_size, args.normalize, folder=args.model
-        ), model
+        embedder = Embedder.from_model(
+            model,
+            args.representation,
+            args.pool_size,
+            args.normalize,
+            folder=args.model,
+            resample=args.resample,
+        )
+        if args.resample is not None and embedder.resample != model.resample:
+            print(
+                f"note: --resample {embedder.resample:g} overrides the model's resample "
+                f"{model.resample:g} (the factor it was trained at)",
+                file=sys.stderr,
+            )
+        return embedder, model
     from satdifuser.features.extractor import FeatureExtractor
 
     timesteps = [t for item in args.timesteps for t in item] if args.timesteps else None
@@ -160,9 +183,7 @@ def make_input(args: argparse.Namespace, embedder: Any, model: Any) -> tuple[Any
 
         files = collect_files(args.inputs)
         scale = None if model is None else (lambda a, s: model.prepare_raster(a, s))
-        dataset: Any = ImageFiles(
-            files, tile=args.tile, image_size=embedder.image_size, scale=scale
-        )
+        dataset: Any = ImageFiles(files, tile=args.tile, image_size=embedder.read_size, scale=scale)
         described = {"inputs": [str(p) for p in args.inputs], "tile": args.tile}
         if args.limit is not None:
             dataset = Subset(dataset, range(min(args.limit, len(dataset))))

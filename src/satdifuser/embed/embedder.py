@@ -12,6 +12,10 @@ Two representations:
   ``sum(model.fusion.out_channels)``.
 
 ``normalize=True`` divides each vector by its L2 norm (cosine similarity becomes a dot product).
+
+A model records the factor it was trained at (``input.resample``, e.g. 0.25 for imagery
+downscaled 4x): :meth:`Embedder.from_model` resizes native pixels by it before the extractor,
+as ``satdifuser predict`` does (:mod:`satdifuser.model.resample`).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from satdifuser.errors import ConfigError
+from satdifuser.model.resample import check_resample, resampled_size, resize_images
 
 Representation = Literal["maps", "fused"]
 
@@ -42,6 +47,8 @@ class Embedder(nn.Module):
         info: JSON-able description written into the Parquet schema metadata.
         image_size: Square working size of the extractor (0: each batch's own size).
         in_channels: Bands the extractor or model takes.
+        resample: Factor images are resized by before the extractor (a model's
+            ``input.resample``; 1.0 for an extractor).
 
     .. versionadded:: 0.2
     """
@@ -54,6 +61,7 @@ class Embedder(nn.Module):
         normalize: bool,
         model: nn.Module | None,
         source: dict[str, Any],
+        resample: float = 1.0,
     ) -> None:
         super().__init__()
         if isinstance(pool_size, bool) or not isinstance(pool_size, int) or pool_size < 1:
@@ -62,6 +70,7 @@ class Embedder(nn.Module):
         self.representation = representation
         self.pool_size = pool_size
         self.normalize = bool(normalize)
+        self.resample = check_resample(resample)
         info = list(extractor.feature_info)
         if representation == "fused":
             assert model is not None
@@ -86,9 +95,14 @@ class Embedder(nn.Module):
             "backbone_weights_id": weights() if callable(weights) else None,
             "spec": spec.to_dict() if callable(getattr(spec, "to_dict", None)) else None,
             "feature_info": [[f.tap, f.timestep, f.channels, f.reduction] for f in info],
+            "resample": self.resample,
             **source,
         }
-        key = json.dumps({k: v for k, v in self.info.items() if k != "spec"}, sort_keys=True)
+        # resample 1.0 stays out of the digest: the vectors, so the identity, are the ones of
+        # exports written before the factor was applied
+        key = json.dumps({k: v for k, v in self.info.items()
+                          if k != "spec" and not (k == "resample" and v == 1.0)},
+                         sort_keys=True)  # fmt: skip
         self.identity = hashlib.sha256(key.encode()).hexdigest()[:16]
 
     # ------------------------------------------------------------- builders
@@ -114,6 +128,7 @@ class Embedder(nn.Module):
         pool_size: int = 1,
         normalize: bool = False,
         folder: str | Path | None = None,
+        resample: float | None = None,
     ) -> Embedder:
         """Embeddings of a saved :class:`~satdifuser.model.SatDiFuserModel`.
 
@@ -124,9 +139,12 @@ class Embedder(nn.Module):
             pool_size: See :meth:`from_extractor`.
             normalize: L2-normalise each vector.
             folder: The model folder, recorded and hashed into the identity.
+            resample: Factor native pixels are resized by before the model, overriding
+                ``model.resample`` (1.0: images already at the model's scale).
 
         Raises:
-            ConfigError: unknown representation, or ``fused`` with ``pool_size`` > 1.
+            ConfigError: unknown representation, ``fused`` with ``pool_size`` > 1, or a
+                ``resample`` out of (0, 4].
         """
         if representation not in ("fused", "maps"):
             raise ConfigError(f"representation={representation!r} is not one of fused, maps")
@@ -149,9 +167,16 @@ class Embedder(nn.Module):
             "task_type": getattr(model, "task_type", None),
             "class_names": list(getattr(model, "class_names", []) or []),
         }
-        return cls(model.extractor, representation, pool_size, normalize, model, source)
+        factor = getattr(model, "resample", 1.0) if resample is None else resample
+        return cls(model.extractor, representation, pool_size, normalize, model, source,
+                   check_resample(factor))  # fmt: skip
 
     # -------------------------------------------------------------- forward
+    @property
+    def read_size(self) -> int:
+        """Square native size that :attr:`resample` turns into :attr:`image_size` (0: none)."""
+        return max(1, round(self.image_size / self.resample)) if self.image_size else 0
+
     @property
     def extractor(self) -> nn.Module:
         """The frozen extractor."""
@@ -173,7 +198,9 @@ class Embedder(nn.Module):
 
     @torch.no_grad()
     def forward(self, images: Tensor, metadata: Tensor | None = None) -> Tensor:
-        """Embeddings ``(B, dim)`` float32 on the CPU."""
+        """Embeddings ``(B, dim)`` float32 on the CPU; ``images`` are native pixels."""
+        if self.resample != 1.0:
+            images = resize_images(images, resampled_size(*images.shape[-2:], self.resample))
         maps = list(self.extractor(images, metadata))
         model = self._parts[1]
         if self.representation == "fused":
