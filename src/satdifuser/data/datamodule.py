@@ -3,7 +3,8 @@
 Every data module has plain typed constructor arguments (usable from LightningCLI YAML), builds
 its datasets lazily, and hands out deterministic loaders (:func:`seeded_loader`): the same
 ``seed`` gives the same order, crops and augmentations. Each exposes ``num_classes``,
-``classes``, ``task_type`` and ``ignore_index``.
+``classes``, ``task_type`` and ``ignore_index`` (and ``class_colors`` when the masks have a colour
+table).
 
 YAML example::
 
@@ -25,6 +26,7 @@ from satdifuser._typing import PathLike, Sample
 from satdifuser.data.eurosat import EuroSAT
 from satdifuser.data.geotiff_folder import GeoTiffFolder
 from satdifuser.data.loaders import seeded_loader
+from satdifuser.data.plotting import hex_to_rgb
 from satdifuser.data.transforms import RandomFlipRotate, Resize, compose
 from satdifuser.errors import ConfigError
 
@@ -96,6 +98,12 @@ class FolderDataModule(LightningDataModule):
     def classes(self) -> list[str]:
         """Class names, index = class id."""
         return list(self._info.classes)
+
+    @property
+    def class_colors(self) -> list[tuple[int, int, int]] | None:
+        """RGB per class id when the dataset has a colour table (``colors``), else None."""
+        colors = getattr(self._info, "colors", None)
+        return [hex_to_rgb(c) for c in colors] if colors else None
 
     @property
     def ignore_index(self) -> int:

@@ -72,6 +72,7 @@ class ScaledTiles(Dataset[Sample]):
         n = len(folder.images) if limit is None else min(limit, len(folder.images))
         self.image_ids = [folder.rel_id(i) for i in range(n)]
         self.classes, self.ignore_index = list(folder.classes), int(folder.ignore_index)
+        self.colors = list(folder.colors) if folder.colors else None  # the masks' colour table
         self.windows: list[tuple[int, int, int]] = []
         if mode == "grid":
             from satdifuser.data.image_io import image_size

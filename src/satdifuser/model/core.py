@@ -21,6 +21,7 @@ from satdifuser.errors import ConfigError, InputError
 from satdifuser.features.spec import FeatureInfo
 from satdifuser.fusion.base import FUSIONS, BaseFusion
 from satdifuser.heads.base import HEADS
+from satdifuser.model.colors import RGB, check_class_colors
 from satdifuser.model.inputs import InputAdapter
 from satdifuser.model.resample import (
     check_resample,
@@ -61,6 +62,8 @@ class SatDiFuserModel(nn.Module):
         ignore_index: Label value ignored in training (segmentation), recorded for users.
         card: Free-form facts for the model card (data, metrics, command).
         resample: Set ``input_contract["resample"]`` (see :data:`DEFAULT_INPUT`), in (0, 4].
+        class_colors: One ``[r, g, b]`` (0..255) per class for colour outputs, or None for the
+            default palette (see :mod:`satdifuser.model.colors`).
 
     .. versionadded:: 0.2
     """
@@ -77,6 +80,7 @@ class SatDiFuserModel(nn.Module):
         ignore_index: int | None = None,
         card: dict[str, Any] | None = None,
         resample: float | None = None,
+        class_colors: Sequence[Sequence[int]] | None = None,
     ) -> None:
         super().__init__()
         if task_type not in TASK_TYPES:
@@ -96,6 +100,7 @@ class SatDiFuserModel(nn.Module):
         self.head = head
         self.task_type = task_type
         self.class_names = [str(c) for c in class_names]
+        self.class_colors: list[RGB] | None = check_class_colors(class_colors, len(class_names))
         self.ignore_index = ignore_index
         self.input_contract = {**DEFAULT_INPUT, **(input_contract or {})}
         if resample is not None or self.input_contract.get("resample") is None:
@@ -300,6 +305,7 @@ class SatDiFuserModel(nn.Module):
         return {
             "task_type": self.task_type,
             "class_names": list(self.class_names),
+            "class_colors": [list(c) for c in self.class_colors] if self.class_colors else None,
             "ignore_index": self.ignore_index,
             "input": dict(self.input_contract),
             "features": {

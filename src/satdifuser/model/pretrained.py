@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from satdifuser import __version__
-from satdifuser.errors import CheckpointError, SatdifuserError
+from satdifuser.errors import CheckpointError, ConfigError, SatdifuserError
 from satdifuser.features.spec import FeatureInfo
 
 if TYPE_CHECKING:
@@ -187,11 +187,14 @@ def load_model(
             list(fusion.out_channels), len(config["class_names"]), **config["head"]["args"]
         )
         std = ChannelStandardizer([f.channels for f in saved_info], bool(config["standardize"]))
-        model = SatDiFuserModel(
-            ex, fusion, head, config["task_type"], config["class_names"], std,
-            input_contract=config.get("input"), ignore_index=config.get("ignore_index"),
-            card=config.get("card"),
-        )  # fmt: skip
+        try:
+            model = SatDiFuserModel(
+                ex, fusion, head, config["task_type"], config["class_names"], std,
+                input_contract=config.get("input"), ignore_index=config.get("ignore_index"),
+                card=config.get("card"), class_colors=config.get("class_colors"),
+            )  # fmt: skip
+        except ConfigError as exc:  # a value of config.json the model rejects: name the file
+            raise ConfigError(f"{folder / CONFIG_NAME}: {exc}") from None
     except CheckpointError:
         raise
     except SatdifuserError:

@@ -8,7 +8,8 @@ fakes. ``prepare_raster`` is optional: without it
 ``predict`` then reads native windows of ``round(tile_size / resample)`` pixels, resizes them to
 ``tile_size`` itself and calls the model at its own scale, ``predict_proba(x, resample=1.0)``: a
 model that records a factor other than 1 resamples in ``predict_proba`` and must take that
-keyword to skip it (see :func:`predict_at_model_scale`).
+keyword to skip it (see :func:`predict_at_model_scale`). ``class_colors`` is optional as well
+(absent or None: the default palette): one ``[r, g, b]`` per class for colour outputs.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import numpy as np
 from torch import Tensor
 
 from satdifuser.errors import ConfigError
+from satdifuser.model.colors import RGB, check_class_colors
 from satdifuser.model.resample import check_resample
 
 TaskType = Literal["classification", "multilabel", "segmentation"]
@@ -96,6 +98,16 @@ def model_resample(model: object, override: float | None = None) -> float:
     return check_resample(getattr(model, "resample", 1.0), "model.resample")
 
 
+def model_class_colors(model: object) -> list[RGB] | None:
+    """``model.class_colors`` checked (one RGB per class), or None for the default palette.
+
+    Raises:
+        ConfigError: Not one ``[r, g, b]`` of integers in 0..255 per class.
+    """
+    names = getattr(model, "class_names", [])
+    return check_class_colors(getattr(model, "class_colors", None), len(names))
+
+
 def predict_at_model_scale(model: Any, images: Tensor) -> Tensor:
     """``model.predict_proba`` on images already resized to the model's scale (no second resize).
 
@@ -108,4 +120,4 @@ def predict_at_model_scale(model: Any, images: Tensor) -> Tensor:
 
 
 __all__ = ["TASK_TYPES", "PredictModel", "RasterPreparer", "TaskType", "check_model",
-           "model_resample", "predict_at_model_scale"]  # fmt: skip
+           "model_class_colors", "model_resample", "predict_at_model_scale"]  # fmt: skip

@@ -38,7 +38,11 @@ from satdifuser.errors import ConfigError, InputShapeError
 from satdifuser.model.resample import resize_images, resize_probabilities
 from satdifuser.predict.blending import BlendMode, weight_window
 from satdifuser.predict.prepare import Preparer, make_preparer
-from satdifuser.predict.protocol import model_resample, predict_at_model_scale
+from satdifuser.predict.protocol import (
+    model_class_colors,
+    model_resample,
+    predict_at_model_scale,
+)
 from satdifuser.predict.sources import GeoTiffSource, PixelSource, open_source
 from satdifuser.predict.stats import PredictStats, ProgressFn
 from satdifuser.predict.writers import GeoTiffWriter, PngWriter, RowWriter
@@ -241,11 +245,12 @@ def predict_segmentation(
     transform and nodata areas (class-id nodata: the
     input's integer nodata when it is not a class id, else 255, or 65535 above 255 classes), is
     tiled (256 x 256) and deflate-compressed, and has a colour table and the class names as the
-    ``class_names`` tag. ``probabilities_path`` adds K float32 bands (NaN nodata).
+    ``class_names`` tag. ``probabilities_path`` adds K float32 bands (NaN nodata). Colours
+    (colour table, PNG palette) are the model's ``class_colors`` when it has them, else tab20.
 
     Raises:
-        ConfigError: Unknown output suffix, a probability file for a PNG output, or a
-            ``resample`` out of (0, 4].
+        ConfigError: Unknown output suffix, a probability file for a PNG output, a
+            ``resample`` out of (0, 4] or bad ``model.class_colors``.
         InputError: Band count or scaling the model was not trained for (nothing written).
     """
     suffix = output_path.suffix.lower()
@@ -257,6 +262,7 @@ def predict_segmentation(
             "write a .tif output or drop the probabilities"
         )
     model_resample(model, resample)  # fails before anything is opened or written
+    colors = model_class_colors(model)
     prepare = make_preparer(model, scale)
     with open_source(input_path, bands) as source:
         raw, _ = source.read(0, 0, min(1, source.height), min(1, source.width))
@@ -264,7 +270,8 @@ def predict_segmentation(
         output_path.parent.mkdir(parents=True, exist_ok=True)
         writer: RowWriter
         if suffix == ".png":
-            writer = PngWriter(output_path, source.height, source.width, model.class_names)
+            writer = PngWriter(output_path, source.height, source.width, model.class_names,
+                               colors)  # fmt: skip
         else:
             geo = isinstance(source, GeoTiffSource)
             ds = source.dataset if geo else None
@@ -273,7 +280,7 @@ def predict_segmentation(
                 crs=ds.crs if ds is not None else None,
                 transform=ds.transform if ds is not None and source.georeferenced else None,
                 nodata=ds.nodata if ds is not None else None,
-                probabilities_path=probabilities_path,
+                probabilities_path=probabilities_path, colors=colors,
             )  # fmt: skip
         try:
             stats = segment(

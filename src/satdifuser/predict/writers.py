@@ -6,6 +6,9 @@
   (no rewritten, orphaned tiles) and memory stays at one tile row.
 - :class:`PngWriter`: a palette ("colour") PNG whose pixel values are the class ids.
 
+Both paint class ``k`` with the model's ``class_colors[k]`` when it has them (the dataset's mask
+colours, see :mod:`satdifuser.model.colors`), else with matplotlib's tab20.
+
 Both write to a hidden temporary name in the output folder and rename into place on
 :meth:`finish`; :meth:`abort` removes the partial file, so no half-written output is left.
 """
@@ -41,8 +44,12 @@ def class_dtype(num_classes: int) -> tuple[np.dtype, int]:
     return dtype, int(np.iinfo(dtype).max)
 
 
-def class_colours(num_classes: int) -> list[tuple[int, int, int]]:
-    """One RGB colour per class id."""
+def class_colours(
+    num_classes: int, colors: Sequence[tuple[int, int, int]] | None = None
+) -> list[tuple[int, int, int]]:
+    """One RGB colour per class id: ``colors`` (the model's) when given, else tab20."""
+    if colors:
+        return [(int(c[0]), int(c[1]), int(c[2])) for c in colors[:num_classes]]
     return [_PALETTE[i % len(_PALETTE)] for i in range(num_classes)]
 
 
@@ -82,6 +89,7 @@ class GeoTiffWriter(RowWriter):
         nodata: The input's nodata value; kept when it is an integer outside the class ids that
             fits the class dtype, else the dtype's maximum is used.
         probabilities_path: Also write K float32 bands of blended probabilities here (NaN nodata).
+        colors: RGB per class for the colour map (None: tab20).
     """
 
     def __init__(
@@ -94,6 +102,7 @@ class GeoTiffWriter(RowWriter):
         transform: Any = None,
         nodata: float | None = None,
         probabilities_path: Path | None = None,
+        colors: Sequence[tuple[int, int, int]] | None = None,
     ) -> None:
         from satdifuser.predict.geo import import_rasterio
 
@@ -120,9 +129,8 @@ class GeoTiffWriter(RowWriter):
                 _partial(path), "w", **base, count=1, dtype=self.dtype.name,
                 nodata=self.nodata, predictor=2,
             )  # fmt: skip
-            self.dst.write_colormap(
-                1, {i: (*c, 255) for i, c in enumerate(class_colours(min(k, self.nodata)))}
-            )
+            palette = class_colours(min(k, self.nodata), colors)
+            self.dst.write_colormap(1, {i: (*c, 255) for i, c in enumerate(palette)})
             self.dst.update_tags(class_names=json.dumps(list(class_names)))
             self.dst.set_band_description(1, "class_id")
             self.pdst: Any = None
@@ -176,7 +184,8 @@ class GeoTiffWriter(RowWriter):
 
 
 class PngWriter(RowWriter):
-    """A palette PNG: pixel value = class id, colours from tab20, nodata (255) black/transparent.
+    """A palette PNG: pixel value = class id, colours ``colors`` (None: tab20), nodata (255)
+    black/transparent.
 
     The class map (one byte per pixel) is held whole because PNG is written in one go.
 
@@ -184,7 +193,14 @@ class PngWriter(RowWriter):
         ConfigError: More than 255 classes (a palette holds 256 entries, one for nodata).
     """
 
-    def __init__(self, path: Path, height: int, width: int, class_names: Sequence[str]) -> None:
+    def __init__(
+        self,
+        path: Path,
+        height: int,
+        width: int,
+        class_names: Sequence[str],
+        colors: Sequence[tuple[int, int, int]] | None = None,
+    ) -> None:
         k = len(class_names)
         if k > 255:
             raise ConfigError(
@@ -192,6 +208,7 @@ class PngWriter(RowWriter):
                 "write a GeoTIFF instead (--out ending in .tif)"
             )
         self.path, self.class_names = path, list(class_names)
+        self.colors = class_colours(k, colors)
         self.nodata, self.dtype = 255, np.dtype(np.uint8)
         self._out = np.full((height, width), self.nodata, dtype=np.uint8)
         self.row = 0
@@ -205,7 +222,7 @@ class PngWriter(RowWriter):
 
         img = Image.frombytes("P", self._out.shape[::-1], self._out.tobytes())
         palette = [0] * (256 * 3)
-        for i, c in enumerate(class_colours(len(self.class_names))):
+        for i, c in enumerate(self.colors):
             palette[3 * i : 3 * i + 3] = c
         img.putpalette(palette)
         tmp = _partial(self.path)

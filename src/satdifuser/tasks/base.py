@@ -29,7 +29,7 @@ from satdifuser.features.spec import FeatureInfo
 from satdifuser.fusion.base import BaseFusion, create_fusion
 from satdifuser.model import ChannelStandardizer, SatDiFuserModel
 from satdifuser.tasks.checkpoint import BestTrainableCheckpoint
-from satdifuser.tasks.checks import check_datamodule, check_labels
+from satdifuser.tasks.checks import check_datamodule, check_labels, data_class_colors
 from satdifuser.tasks.metrics import flatten_metrics, present_classes
 from satdifuser.tasks.schedule import check_schedule, warmup_cosine_scheduler
 
@@ -106,6 +106,7 @@ class BaseTask(LightningModule):
         self.class_names = (
             list(class_names) if class_names else [str(i) for i in range(num_classes)]
         )
+        self.class_colors: list[tuple[int, int, int]] | None = None  # from the data (setup)
         self.extractor = extractor.requires_grad_(False).eval()
         self.standardizer = ChannelStandardizer([f.channels for f in info], bool(standardize))
         self.fusion = self._build_fusion(fusion, fusion_args, list(info))
@@ -142,7 +143,7 @@ class BaseTask(LightningModule):
         return SatDiFuserModel(
             self.extractor, self.fusion, self.head, self.task_type, self.class_names,
             self.standardizer, input_contract=contract, ignore_index=self.ignore_index,
-            card=self.card,
+            card=self.card, class_colors=self.class_colors,
         )  # fmt: skip
 
     def on_fit_start(self) -> None:
@@ -407,12 +408,14 @@ class BaseTask(LightningModule):
 
     def check_datamodule(self, dm: object) -> None:
         """Raise :class:`ConfigError` when the data disagrees with the task config; take the
-        data's class names when the config gives none."""
+        data's class names when the config gives none, and its class colours (a mask colour
+        table) for the saved model."""
         names = check_datamodule(
             dm, self.num_classes, self.task_type, self.ignore_index, type(self).__name__
         )
         if names and not self.hparams.class_names:
             self.class_names = names
+        self.class_colors = data_class_colors(dm, self.num_classes)
 
     def check_labels(self, target: Tensor, batch: dict[str, Any], key: str) -> None:
         """Raise :class:`InputError` for label values outside ``[0, num_classes)``."""

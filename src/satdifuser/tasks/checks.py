@@ -62,6 +62,16 @@ def check_datamodule(
     return None
 
 
+def data_class_colors(dm: object, num_classes: int) -> list[tuple[int, int, int]] | None:
+    """The data module's ``class_colors`` (RGB per class id, e.g. a mask colour table) when it
+    has ``num_classes`` of them, else None (a wrapper's ``datamodule`` is looked into)."""
+    inner = getattr(dm, "datamodule", None)
+    colors = getattr(dm, "class_colors", None) or getattr(inner, "class_colors", None)
+    if not colors or len(colors) != num_classes:
+        return None
+    return [(int(c[0]), int(c[1]), int(c[2])) for c in colors]
+
+
 def check_labels(
     target: Tensor, batch: dict[str, Any], key: str, num_classes: int, ignore_index: int | None
 ) -> None:
@@ -146,4 +156,5 @@ def class_id_target(
     return y
 
 
-__all__ = ["batch_tensor", "check_datamodule", "check_labels", "class_id_target"]
+__all__ = ["batch_tensor", "check_datamodule", "check_labels", "class_id_target",
+           "data_class_colors"]  # fmt: skip
