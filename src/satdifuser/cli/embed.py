@@ -13,7 +13,12 @@ Datasets are named as in ``satdifuser extract`` (``eurosat``, ``geotiff-folder``
 (PNG, JPEG, GeoTIFF). Georeferenced inputs give GeoParquet. The columns and the schema
 metadata are described in ``docs/embeddings.md``. A model trained on resampled imagery
 (``input.resample`` in its config, e.g. 0.25) gets native pixels resized by that factor, as in
-``satdifuser predict``; ``--resample`` overrides it (``--tile`` stays in native pixels).
+``satdifuser predict``; ``--resample`` overrides it (``--tile`` stays in native pixels). With
+``--model`` the pixels also go through the model's input conversion, as in ``predict``: files
+are read raw and mapped by ``model.prepare_raster`` (band selection and scaling of its input
+contract), then ``model.adapt_input`` (its input spec: multispectral, raw DN or z-scored bands
+to RGB) runs before the extractor, for files and datasets alike; a file whose bands do not fit
+is the error ``predict`` gives.
 """
 
 from __future__ import annotations
@@ -182,7 +187,7 @@ def make_input(args: argparse.Namespace, embedder: Any, model: Any) -> tuple[Any
         from satdifuser.embed import ImageFiles, collect_files
 
         files = collect_files(args.inputs)
-        scale = None if model is None else (lambda a, s: model.prepare_raster(a, s))
+        scale = None if model is None else model.prepare_raster  # predict's conversion
         dataset: Any = ImageFiles(files, tile=args.tile, image_size=embedder.read_size, scale=scale)
         described = {"inputs": [str(p) for p in args.inputs], "tile": args.tile}
         if args.limit is not None:

@@ -15,7 +15,10 @@ Two representations:
 
 A model records the factor it was trained at (``input.resample``, e.g. 0.25 for imagery
 downscaled 4x): :meth:`Embedder.from_model` resizes native pixels by it before the extractor,
-as ``satdifuser predict`` does (:mod:`satdifuser.model.resample`).
+as ``satdifuser predict`` does (:mod:`satdifuser.model.resample`). A model whose input spec
+selects or scales bands (multispectral, raw DN or z-scored input: ``input.spec``) gets them
+converted by its own :meth:`~satdifuser.model.SatDiFuserModel.adapt_input`, the step
+``model.forward`` takes, so images are given in the model's input contract, as to ``predict``.
 """
 
 from __future__ import annotations
@@ -36,7 +39,10 @@ Representation = Literal["maps", "fused"]
 
 
 class Embedder(nn.Module):
-    """Pixels ``(B, C, H, W)`` in [0, 1] -> embeddings ``(B, dim)`` float32.
+    """Pixels ``(B, C, H, W)`` -> embeddings ``(B, dim)`` float32.
+
+    Pixels are RGB in [0, 1] for an extractor, and in the model's input contract for a model
+    (its bands and value kind; converted by ``model.adapt_input`` before the extractor).
 
     Build with :meth:`from_extractor` or :meth:`from_model`.
 
@@ -46,7 +52,8 @@ class Embedder(nn.Module):
             weights, representation, pooling, normalisation); the ``model_identity`` column.
         info: JSON-able description written into the Parquet schema metadata.
         image_size: Square working size of the extractor (0: each batch's own size).
-        in_channels: Bands the extractor or model takes.
+        in_channels: Bands the extractor or model takes (a model's input contract: 13 for a
+            model with a 13-band input spec).
         resample: Factor images are resized by before the extractor (a model's
             ``input.resample``; 1.0 for an extractor).
 
@@ -198,11 +205,18 @@ class Embedder(nn.Module):
 
     @torch.no_grad()
     def forward(self, images: Tensor, metadata: Tensor | None = None) -> Tensor:
-        """Embeddings ``(B, dim)`` float32 on the CPU; ``images`` are native pixels."""
+        """Embeddings ``(B, dim)`` float32 on the CPU; ``images`` are native pixels.
+
+        As in ``model.predict_proba``: resized by :attr:`resample`, then converted by the
+        model's ``adapt_input`` (its input spec's band selection and scaling), then extracted.
+        """
         if self.resample != 1.0:
             images = resize_images(images, resampled_size(*images.shape[-2:], self.resample))
-        maps = list(self.extractor(images, metadata))
         model = self._parts[1]
+        adapt = getattr(model, "adapt_input", None)
+        if callable(adapt):
+            images = adapt(images)
+        maps = list(self.extractor(images, metadata))
         if self.representation == "fused":
             assert model is not None
             model.eval()

@@ -3,7 +3,13 @@
 Plain images (PNG, JPEG) are read as RGB in [0, 1] (:func:`satdifuser.data.image_io.read_image`);
 GeoTIFFs with rasterio (:func:`satdifuser.data.geotiff_io.read_geotiff`), window by window, the
 RGB bands picked as :class:`~satdifuser.data.geotiff_folder.GeoTiffFolder` picks them (band
-descriptions, else by count) and scaled by the dtype's default range, or by a custom ``scale``.
+descriptions, else by count) and scaled by the dtype's default range.
+
+With a custom ``scale`` (a model's ``prepare_raster``, as ``satdifuser predict`` uses it) every
+file is read raw instead: GeoTIFF bands in their stored dtype, plain images as RGB in their stored
+depth (:func:`satdifuser.data.image_io.read_pixels`), and ``scale`` maps them to the model's input
+contract: its band selection and scaling, or raw bands for a model whose input spec converts them
+itself (``model.adapt_input``).
 """
 
 from __future__ import annotations
@@ -13,23 +19,24 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from satdifuser._typing import Sample
 from satdifuser.data.bands import default_band_names, default_range, default_rgb, scale_bands
 from satdifuser.data.geotiff_io import TIFF_SUFFIXES, band_count, read_geotiff
 from satdifuser.data.image_io import image_size as image_hw
-from satdifuser.data.image_io import read_image
+from satdifuser.data.image_io import read_image, read_pixels
 from satdifuser.data.meta import make_meta
 from satdifuser.data.splits import natural_key
 from satdifuser.embed.footprints import Window
 from satdifuser.errors import ConfigError, DatasetNotFoundError
+from satdifuser.model.resample import resize_images
 
 IMAGE_SUFFIXES: tuple[str, ...] = (".png", ".jpg", ".jpeg", *TIFF_SUFFIXES)
 
 RasterScale = Callable[[np.ndarray, str], torch.Tensor]
-"""Raw ``(C, H, W)`` pixels and a source name -> float ``(C, H, W)`` in [0, 1]."""
+"""Raw ``(C, H, W)`` pixels and a source name -> ``(C, H, W)`` model input (e.g. float in [0, 1],
+or raw bands for a model with an input spec); raises naming the source when they do not fit."""
 
 
 def collect_files(paths: Sequence[str | Path]) -> list[Path]:
@@ -82,9 +89,11 @@ class ImageFiles(Dataset[Sample]):
             whole images. Plain images are never tiled.
         image_size: Resize every image to this square size (so images of different sizes
             batch together); 0 or None keeps their size.
-        scale: Maps raw GeoTIFF pixels to [0, 1] (e.g. ``SatDiFuserModel.prepare_raster``);
-            None keeps the RGB bands and scales by the dtype's range (uint8 /255, other
-            integers /4095, floats as they are).
+        scale: Maps the raw pixels of every file (GeoTIFF bands in their dtype; PNG/JPEG as
+            RGB in their stored depth) to the model's input (``SatDiFuserModel.prepare_raster``);
+            its values are kept as they are (no clipping, also when resized). None keeps the
+            GeoTIFF RGB bands and scales by the dtype's range (uint8 /255, other integers
+            /4095, floats as they are), and plain images by their bit depth.
 
     Attributes:
         files: One path per sample (a file repeats for each of its tiles).
@@ -139,18 +148,18 @@ class ImageFiles(Dataset[Sample]):
         path, win = self.files[index], self.windows[index]
         if path.suffix.lower() in TIFF_SUFFIXES:
             image, meta = self._read_tif(path, win)
+        elif self.scale is not None:  # raw RGB in the stored depth, mapped as the model says
+            pixels, _ = read_pixels(path)
+            image, meta = self.scale(np.moveaxis(pixels, -1, 0), str(path)), make_meta()
         else:
             image, meta = read_image(path), make_meta()
+        image = torch.as_tensor(image).float()
         size = self.image_size
         if size and tuple(image.shape[-2:]) != (size, size):
-            image = F.interpolate(
-                image[None].float(),
-                size=(size, size),
-                mode="bilinear",
-                antialias=True,
-                align_corners=False,
-            )[0].clamp(0, 1)
-        return {"image": image.float(), "meta": meta, "id": self.ids[index]}
+            image = resize_images(image[None], (size, size))[0]
+            if self.scale is None:
+                image = image.clamp(0, 1)
+        return {"image": image, "meta": meta, "id": self.ids[index]}
 
 
 __all__ = ["IMAGE_SUFFIXES", "ImageFiles", "RasterScale", "collect_files", "tile_windows"]

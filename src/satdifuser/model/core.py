@@ -162,10 +162,22 @@ class SatDiFuserModel(nn.Module):
         fused = self.fusion(self.standardizer(maps))
         return self.head(fused, output_size=output_size)
 
+    def adapt_input(self, images: Tensor) -> Tensor:
+        """Images ``(B, C, H, W)`` in the input contract -> what the extractor takes.
+
+        With an input spec, its adapter checks them and maps them to RGB ``(B, 3, H, W)`` in
+        [0, 1] (bands picked or mixed, raw / z-scored values scaled); without one they pass as
+        they are. :meth:`forward` and ``satdifuser embed`` both go through here.
+
+        Raises:
+            InputShapeError: another band count than the spec names.
+            InputError: a dtype, range or non-finite value the spec does not allow.
+        """
+        return images if self.input_adapter is None else self.input_adapter(images)
+
     def forward(self, images: Tensor, metadata: Tensor | None = None) -> Tensor:
         """Logits for images ``(B, C, H, W)`` in the input contract's range."""
-        if self.input_adapter is not None:
-            images = self.input_adapter(images)
+        images = self.adapt_input(images)
         with torch.no_grad():
             maps = list(self.extractor(images, metadata))
         size = tuple(images.shape[-2:]) if self.task_type == "segmentation" else None
