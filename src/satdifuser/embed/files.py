@@ -91,7 +91,8 @@ class ImageFiles(Dataset[Sample]):
             batch together); 0 or None keeps their size.
         scale: Maps the raw pixels of every file (GeoTIFF bands in their dtype; PNG/JPEG as
             RGB in their stored depth) to the model's input (``SatDiFuserModel.prepare_raster``);
-            its values are kept as they are (no clipping, also when resized). None keeps the
+            its values are kept as they are (no clipping, also when resized), and so is an
+            integer dtype it returns (uint8 for a model that divides by 255 itself). None keeps the
             GeoTIFF RGB bands and scales by the dtype's range (uint8 /255, other integers
             /4095, floats as they are), and plain images by their bit depth.
 
@@ -153,7 +154,9 @@ class ImageFiles(Dataset[Sample]):
             image, meta = self.scale(np.moveaxis(pixels, -1, 0), str(path)), make_meta()
         else:
             image, meta = read_image(path), make_meta()
-        image = torch.as_tensor(image).float()
+        image = torch.as_tensor(image)
+        if image.is_floating_point() or self.scale is None:
+            image = image.float()  # integer pixels from ``scale`` stay (the model scales them)
         size = self.image_size
         if size and tuple(image.shape[-2:]) != (size, size):
             image = resize_images(image[None], (size, size))[0]

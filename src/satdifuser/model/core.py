@@ -247,6 +247,12 @@ class SatDiFuserModel(nn.Module):
         uint8 is divided by 255 and floats must already lie in [0, 1], unless the model
         records a ``raster_scale`` (raw value that maps to 1.0, e.g. 10000 for Sentinel-2 L2A).
 
+        With an input spec the bands stay raw (its adapter scales them in :meth:`forward`) and
+        are checked against the spec here. They come back as float32, so that resizing and
+        batching work for every dtype, except where the dtype is the scaling: ``kind='raw'``
+        without ``scale`` means uint8 / 255, so those pixels stay uint8 up to the adapter
+        (``satdifuser predict`` and ``embed`` keep integer pixels, as ``predict`` does).
+
         Raises:
             InputError: wrong band count, non-finite values, or a dtype/range the model was not
                 trained for (naming ``source``).
@@ -254,13 +260,19 @@ class SatDiFuserModel(nn.Module):
         arr = np.asarray(array)
         if arr.ndim == 2:
             arr = arr[None]
-        if self.input_adapter is not None:  # the adapter checks and scales in forward()
+        if self.input_adapter is not None:
             if arr.ndim != 3 or arr.shape[0] != self.in_channels:
                 raise InputError(
                     f"{source}: has {arr.shape[0] if arr.ndim == 3 else arr.ndim} bands/dims but "
                     f"the model takes {self.in_channels} bands; pass images with those bands"
                 )
-            return torch.from_numpy(np.ascontiguousarray(arr))
+            x = torch.from_numpy(np.ascontiguousarray(arr))
+            try:
+                self.input_adapter.check(x[None])
+            except InputError as err:
+                raise InputError(f"{source}: {err}") from None
+            spec = self.input_adapter.spec
+            return x if spec.kind == "raw" and spec.scale is None else x.float()
         raster = self.input_contract.get("raster")
         if raster:  # the training reader's own band selection and scaling
             return self._prepare_like_reader(arr, raster, source)

@@ -23,7 +23,8 @@ from torch import Tensor
 from satdifuser.errors import ConfigError, InputError
 
 Preparer = Callable[[np.ndarray, str], Tensor]
-"""``(raw (C, H, W) array, source name) -> (C, H, W) float32 tensor in [0, 1]``."""
+"""``(raw (C, H, W) array, source name) -> (C, H, W) model input``: float32 (in [0, 1], or raw
+values the model's input spec scales), or integer raw pixels the model scales by their dtype."""
 
 _FLOAT_TOLERANCE = 1e-3
 
@@ -90,7 +91,9 @@ def make_preparer(model: object, scale: float | None = None) -> Preparer:
 
     An explicit ``scale`` wins (the user declared it); else ``model.prepare_raster`` when the model
     has one; else :func:`default_prepare_raster`. The result is always checked to be
-    (``in_channels``, H, W).
+    (``in_channels``, H, W). Floats come back as float32; integer pixels from
+    ``model.prepare_raster`` keep their dtype (raw values whose scaling the model's input spec
+    derives from the dtype: uint8 / 255), as ``model.predict`` would take them.
     """
     in_channels = int(model.in_channels)  # type: ignore[attr-defined]
     custom = getattr(model, "prepare_raster", None)
@@ -109,7 +112,7 @@ def make_preparer(model: object, scale: float | None = None) -> Preparer:
                 f"{source}: prepared input has shape {tuple(out.shape)}; expected "
                 f"({in_channels}, {array.shape[1]}, {array.shape[2]})"
             )
-        return out.float()
+        return out.float() if out.is_floating_point() else out
 
     return prepare
 
