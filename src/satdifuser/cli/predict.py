@@ -72,7 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--scale",
         type=float,
         default=None,
-        help="raw value that maps to 1.0 (e.g. 10000 for reflectance x 10,000)",
+        help="raw value that maps to 1.0 (e.g. 10000 for reflectance x 10,000), for models that "
+        "take [0, 1]; a model whose input spec scales raw pixels itself refuses another value",
     )
     p.add_argument(
         "--resample",

@@ -8,8 +8,9 @@ descriptions, else by count) and scaled by the dtype's default range.
 With a custom ``scale`` (a model's ``prepare_raster``, as ``satdifuser predict`` uses it) every
 file is read raw instead: GeoTIFF bands in their stored dtype, plain images as RGB in their stored
 depth (:func:`satdifuser.data.image_io.read_pixels`), and ``scale`` maps them to the model's input
-contract: its band selection and scaling, or raw bands for a model whose input spec converts them
-itself (``model.adapt_input``).
+contract: its band selection and scaling, or, for a model whose input spec converts them itself
+(``model.adapt_input``), the values that spec takes (raw bands; z-scored with the spec's mean/std
+for ``kind='zscore'``).
 """
 
 from __future__ import annotations

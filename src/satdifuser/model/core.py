@@ -22,7 +22,7 @@ from satdifuser.features.spec import FeatureInfo
 from satdifuser.fusion.base import FUSIONS, BaseFusion
 from satdifuser.heads.base import HEADS
 from satdifuser.model.colors import RGB, check_class_colors
-from satdifuser.model.inputs import InputAdapter
+from satdifuser.model.inputs import InputAdapter, InputSpec
 from satdifuser.model.resample import (
     check_resample,
     resampled_size,
@@ -128,6 +128,11 @@ class SatDiFuserModel(nn.Module):
     def in_channels(self) -> int:
         """Bands the model takes."""
         return int(self.input_contract["channels"])
+
+    @property
+    def input_spec(self) -> InputSpec | None:
+        """What :meth:`forward` takes (bands, value kind, scaling), or None: RGB in [0, 1]."""
+        return None if self.input_adapter is None else self.input_adapter.spec
 
     @property
     def resample(self) -> float:
@@ -246,11 +251,15 @@ class SatDiFuserModel(nn.Module):
 
         uint8 is divided by 255 and floats must already lie in [0, 1], unless the model
         records a ``raster_scale`` (raw value that maps to 1.0, e.g. 10000 for Sentinel-2 L2A).
+        An input spec of ``kind='unit'`` (floats in [0, 1]) takes files by these same rules.
 
-        With an input spec the bands stay raw (its adapter scales them in :meth:`forward`) and
-        are checked against the spec here. They come back as float32, so that resizing and
-        batching work for every dtype, except where the dtype is the scaling: ``kind='raw'``
-        without ``scale`` means uint8 / 255, so those pixels stay uint8 up to the adapter
+        With an input spec of ``kind='raw'`` or ``'zscore'`` the file values are raw, and come
+        back as :meth:`forward` takes them (its adapter scales them): ``raw`` bands as they are,
+        ``zscore`` bands z-scored with the spec's mean/std, ``(raw - mean) / std``, as a data
+        module hands them (the adapter de-normalises them back to the raw values). Both are
+        checked against the spec here and come back as float32, so that resizing and batching
+        work for every dtype, except where the dtype is the scaling: ``kind='raw'`` without
+        ``scale`` means uint8 / 255, so those pixels stay uint8 up to the adapter
         (``satdifuser predict`` and ``embed`` keep integer pixels, as ``predict`` does).
 
         Raises:
@@ -260,18 +269,23 @@ class SatDiFuserModel(nn.Module):
         arr = np.asarray(array)
         if arr.ndim == 2:
             arr = arr[None]
-        if self.input_adapter is not None:
+        adapter = self.input_adapter
+        if adapter is not None and adapter.spec.kind != "unit":  # raw values: adapter scales
+            spec = adapter.spec
             if arr.ndim != 3 or arr.shape[0] != self.in_channels:
                 raise InputError(
                     f"{source}: has {arr.shape[0] if arr.ndim == 3 else arr.ndim} bands/dims but "
                     f"the model takes {self.in_channels} bands; pass images with those bands"
                 )
+            if spec.kind == "zscore":
+                mean = np.asarray(spec.mean, dtype=np.float32).reshape(-1, 1, 1)
+                std = np.asarray(spec.std, dtype=np.float32).reshape(-1, 1, 1)
+                arr = (arr.astype(np.float32) - mean) / std
             x = torch.from_numpy(np.ascontiguousarray(arr))
             try:
-                self.input_adapter.check(x[None])
+                adapter.check(x[None])
             except InputError as err:
                 raise InputError(f"{source}: {err}") from None
-            spec = self.input_adapter.spec
             return x if spec.kind == "raw" and spec.scale is None else x.float()
         raster = self.input_contract.get("raster")
         if raster:  # the training reader's own band selection and scaling

@@ -86,17 +86,48 @@ def default_prepare_raster(
     )
 
 
+def _check_scale_against_spec(model: object, scale: float | None) -> float | None:
+    """The ``scale`` to divide raw pixels by, None where the model's input spec scales them.
+
+    ``scale`` maps raw pixels into [0, 1], the input of a model without an input spec (or with
+    ``kind='unit'``). A ``raw``/``zscore`` spec scales raw pixels itself (in the model's forward):
+    dividing first would scale twice, so ``scale`` must be the spec's own value (then it changes
+    nothing) or is refused.
+    """
+    spec = getattr(model, "input_spec", None)
+    kind = getattr(spec, "kind", "unit")
+    if scale is None or kind == "unit":
+        return scale
+    own = getattr(spec, "scale", None)
+    if own is not None and float(scale) == float(own):
+        return None
+    if own is None:
+        scaling = "uint8 / 255"
+    else:
+        scaling = f"(x * std + mean) / {own:g}" if kind == "zscore" else f"raw / {own:g}"
+    raise ConfigError(
+        f"--scale {scale:g} does not fit the model: its input spec scales raw file pixels "
+        f"itself (kind={kind!r}, {scaling}); drop --scale"
+    )
+
+
 def make_preparer(model: object, scale: float | None = None) -> Preparer:
     """The function that turns raw pixels into ``model``'s input.
 
     An explicit ``scale`` wins (the user declared it); else ``model.prepare_raster`` when the model
-    has one; else :func:`default_prepare_raster`. The result is always checked to be
-    (``in_channels``, H, W). Floats come back as float32; integer pixels from
-    ``model.prepare_raster`` keep their dtype (raw values whose scaling the model's input spec
-    derives from the dtype: uint8 / 255), as ``model.predict`` would take them.
+    has one; else :func:`default_prepare_raster`. A model whose input spec (``model.input_spec``)
+    scales raw pixels itself (``kind='raw'``/``'zscore'``) takes them from ``prepare_raster``
+    whatever ``scale``: a ``scale`` equal to the spec's changes nothing, another is refused. The
+    result is always checked to be (``in_channels``, H, W). Floats come back as float32; integer
+    pixels from ``model.prepare_raster`` keep their dtype (raw values whose scaling the model's
+    input spec derives from the dtype: uint8 / 255), as ``model.predict`` would take them.
+
+    Raises:
+        ConfigError: ``scale`` differs from the scale of the model's input spec.
     """
     in_channels = int(model.in_channels)  # type: ignore[attr-defined]
     custom = getattr(model, "prepare_raster", None)
+    scale = _check_scale_against_spec(model, scale)
 
     def prepare(array: np.ndarray, source: str) -> Tensor:
         if scale is None and callable(custom):

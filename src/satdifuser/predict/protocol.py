@@ -3,6 +3,9 @@
 Any object with these members works (``satdifuser.model.SatDiFuserModel`` is one); tests use tiny
 fakes. ``prepare_raster`` is optional: without it
 :func:`~satdifuser.predict.prepare.default_prepare_raster` maps raw pixels to [0, 1].
+``input_spec`` is optional too (absent or None: the model takes [0, 1]); a spec of ``kind='raw'``
+or ``'zscore'`` scales raw pixels in the model itself, so ``scale`` may not divide them first
+(see :func:`~satdifuser.predict.prepare.make_preparer`).
 
 ``resample`` is optional too (absent: 1.0): the factor native pixels were resized by in training.
 ``predict`` then reads native windows of ``round(tile_size / resample)`` pixels, resizes them to
@@ -52,7 +55,12 @@ class RasterPreparer(Protocol):
     """The optional ``model.prepare_raster(array, source)`` member."""
 
     def __call__(self, array: np.ndarray, source: str) -> Tensor:
-        """Raw (C, H, W) pixels -> (C, H, W) float in [0, 1]; raises InputError naming source."""
+        """Raw (C, H, W) pixels -> (C, H, W) in the model's input range and dtype.
+
+        Float in [0, 1] for a model without an input spec; with one, what its adapter takes:
+        raw values (float32, or uint8 where the spec scales uint8 by 255), z-scores for
+        ``kind='zscore'``. Raises InputError naming ``source`` when the pixels do not fit.
+        """
         ...
 
 
