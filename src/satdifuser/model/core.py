@@ -23,6 +23,7 @@ from satdifuser.fusion.base import FUSIONS, BaseFusion
 from satdifuser.heads.base import HEADS
 from satdifuser.model.colors import RGB, check_class_colors
 from satdifuser.model.inputs import InputAdapter, InputSpec
+from satdifuser.model.raster_input import prepare_raster
 from satdifuser.model.resample import (
     check_resample,
     resampled_size,
@@ -247,91 +248,15 @@ class SatDiFuserModel(nn.Module):
 
     # ----------------------------------------------------------- raw rasters
     def prepare_raster(self, array: np.ndarray, source: str = "input") -> Tensor:
-        """Map a raw ``(C, H, W)`` array read from a file to the model's input range.
+        """Map a raw ``(C, H, W)`` array read from a file to what :meth:`forward` takes.
 
-        uint8 is divided by 255 and floats must already lie in [0, 1], unless the model
-        records a ``raster_scale`` (raw value that maps to 1.0, e.g. 10000 for Sentinel-2 L2A).
-        An input spec of ``kind='unit'`` (floats in [0, 1]) takes files by these same rules.
-
-        With an input spec of ``kind='raw'`` or ``'zscore'`` the file values are raw, and come
-        back as :meth:`forward` takes them (its adapter scales them): ``raw`` bands as they are,
-        ``zscore`` bands z-scored with the spec's mean/std, ``(raw - mean) / std``, as a data
-        module hands them (the adapter de-normalises them back to the raw values). Both are
-        checked against the spec here and come back as float32, so that resizing and batching
-        work for every dtype, except where the dtype is the scaling: ``kind='raw'`` without
-        ``scale`` means uint8 / 255, so those pixels stay uint8 up to the adapter
-        (``satdifuser predict`` and ``embed`` keep integer pixels, as ``predict`` does).
+        See :func:`satdifuser.model.raster_input.prepare_raster` for the rules.
 
         Raises:
             InputError: wrong band count, non-finite values, or a dtype/range the model was not
                 trained for (naming ``source``).
         """
-        arr = np.asarray(array)
-        if arr.ndim == 2:
-            arr = arr[None]
-        adapter = self.input_adapter
-        if adapter is not None and adapter.spec.kind != "unit":  # raw values: adapter scales
-            spec = adapter.spec
-            if arr.ndim != 3 or arr.shape[0] != self.in_channels:
-                raise InputError(
-                    f"{source}: has {arr.shape[0] if arr.ndim == 3 else arr.ndim} bands/dims but "
-                    f"the model takes {self.in_channels} bands; pass images with those bands"
-                )
-            if spec.kind == "zscore":
-                mean = np.asarray(spec.mean, dtype=np.float32).reshape(-1, 1, 1)
-                std = np.asarray(spec.std, dtype=np.float32).reshape(-1, 1, 1)
-                arr = (arr.astype(np.float32) - mean) / std
-            x = torch.from_numpy(np.ascontiguousarray(arr))
-            try:
-                adapter.check(x[None])
-            except InputError as err:
-                raise InputError(f"{source}: {err}") from None
-            return x if spec.kind == "raw" and spec.scale is None else x.float()
-        raster = self.input_contract.get("raster")
-        if raster:  # the training reader's own band selection and scaling
-            return self._prepare_like_reader(arr, raster, source)
-        if arr.ndim != 3 or arr.shape[0] != self.in_channels:
-            raise InputError(
-                f"{source}: has {arr.shape[0] if arr.ndim == 3 else arr.ndim} bands/dims but the "
-                f"model takes {self.in_channels} bands; pass images with those bands"
-            )
-        scale = self.input_contract.get("raster_scale")
-        x = arr.astype(np.float32)
-        if not np.isfinite(x).all():
-            raise InputError(f"{source}: holds NaN or Inf pixels; fill or mask them first")
-        if scale is not None:
-            x = x / float(scale)
-        elif arr.dtype == np.uint8:
-            x = x / 255.0
-        elif np.issubdtype(arr.dtype, np.integer):
-            raise InputError(
-                f"{source}: {arr.dtype} pixels but the model records no raster_scale (it was "
-                "trained on 8-bit or [0, 1] images); convert to 8-bit or save the model with "
-                "input_contract raster_scale"
-            )
-        elif x.size and (x.min() < -1e-3 or x.max() > 1 + 1e-3):
-            raise InputError(
-                f"{source}: float pixels in [{x.min():.3g}, {x.max():.3g}] but the model expects "
-                "[0, 1]; rescale the image first"
-            )
-        return torch.from_numpy(np.clip(x, 0.0, 1.0))
-
-    def _prepare_like_reader(self, arr: np.ndarray, raster: dict[str, Any], source: str) -> Tensor:
-        from satdifuser.data.bands import scale_bands
-
-        want = int(raster.get("file_bands") or arr.shape[0])
-        if arr.ndim != 3 or arr.shape[0] != want:
-            raise InputError(
-                f"{source}: has {arr.shape[0] if arr.ndim == 3 else arr.ndim} bands but the model "
-                f"was trained on files with {want} bands ({self.input_contract.get('band_names')} "
-                "selected from them); pass rasters of the same product"
-            )
-        x = arr[list(raster["bands"])].astype(np.float32)
-        if not np.isfinite(x).all():
-            raise InputError(f"{source}: holds NaN or Inf pixels; fill or mask them first")
-        lo_hi = tuple(raster.get("value_range") or (0.0, 1.0))
-        pct = tuple(raster.get("percentiles") or (2.0, 98.0))
-        return torch.from_numpy(scale_bands(x, str(raster.get("scale", "fixed")), lo_hi, pct))
+        return prepare_raster(array, self.input_contract, self.input_adapter, source)
 
     # ---------------------------------------------------------------- config
     def config(self) -> dict[str, Any]:
