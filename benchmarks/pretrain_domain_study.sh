@@ -9,7 +9,7 @@
 #   aerial   the Dubai training tiles alone (the second backbone of a two-backbone answer)
 # Usage (repository root; DATA defaults to ../shared/data):
 #   benchmarks/pretrain_domain_study.sh train START OUT ARM [STEPS] [THREADS]   # one arm
-#   benchmarks/pretrain_domain_study.sh score START OUT [THREADS]              # all finished arms
+#   benchmarks/pretrain_domain_study.sh score START OUT [THREADS] [ARMS]       # finished arms
 # Arms may train in parallel (one per core); every arm runs exactly STEPS steps of batch 64 from
 # START (optimizer warm-up restarted identically), so compute is equal by construction.
 set -euo pipefail
@@ -37,9 +37,10 @@ if [[ "$MODE" == "train" ]]; then
   fi
 elif [[ "$MODE" == "score" ]]; then
   THREADS=${4:-1}
+  ONLY=${5:-eurosat,mix,aerial}  # score only these arms (and the start), e.g. to run in parallel
   ARMS=()
   for arm in eurosat mix aerial; do
-    [[ -f "$OUT/$arm-export/training.json" ]] && ARMS+=("$arm")
+    [[ ",$ONLY," == *",$arm,"* && -f "$OUT/$arm-export/training.json" ]] && ARMS+=("$arm")
   done
   EXPORTS=()
   for arm in "${ARMS[@]}"; do EXPORTS+=("$OUT/$arm-export"); done
@@ -55,6 +56,6 @@ elif [[ "$MODE" == "score" ]]; then
     fi
   done
 else
-  echo "usage: $0 train START OUT ARM [STEPS] [THREADS] | score START OUT [THREADS]" >&2
+  echo "usage: $0 train START OUT ARM [STEPS] [THREADS] | score START OUT [THREADS] [ARMS]" >&2
   exit 2
 fi
