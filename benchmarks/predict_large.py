@@ -144,10 +144,13 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    from satdifuser.features.atomic_io import check_writable_folder
     from satdifuser.predict import predict_segmentation
     from satdifuser.predict.protocol import model_resample
     from satdifuser.predict.segmentation import auto_batch_size, native_window
 
+    if args.workdir is not None:  # made first: a long run must not fail at its first write
+        check_writable_folder(args.workdir, "--workdir", create=True)
     if args.fake:
         model: object = FakeSegmenter(args.tile, args.classes)
     else:
@@ -156,8 +159,6 @@ def main(argv: list[str] | None = None) -> int:
         model = SatDiFuserModel.from_pretrained(args.model)
     if args.device:
         model = model.to(args.device)  # type: ignore[attr-defined]
-    if args.workdir is not None:  # made first: a long run must not fail at its first write
-        args.workdir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
         folder = Path(tmp)
         scene, out = folder / "scene.tif", folder / "classes.tif"

@@ -92,6 +92,6 @@ def test_a_cache_dir_that_is_a_file_is_refused_before_the_probe(tmp_path: Path) 
     (tmp_path / "file").write_text("x")
     argv = _argv(tmp_path)
     argv[argv.index("--cache-dir") + 1] = str(tmp_path / "file" / "cache")
-    with pytest.raises(ConfigError, match=r"--cache-dir .*cannot create the folder"):
+    with pytest.raises(ConfigError, match=r"--cache-dir=.*/file is a file, not a folder"):
         run(argv)
     assert not (tmp_path / "run").exists() and not (tmp_path / "r.json").exists()

@@ -17,8 +17,8 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 
 from fixtures.eurosat import make as fx_eurosat
 from satdifuser.cli import fit as cli_fit
-from satdifuser.cli import run_folder
 from satdifuser.cli.main import main
+from satdifuser.features import atomic_io
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
@@ -195,7 +195,7 @@ def test_read_only_run_directory_is_refused(
     if os.geteuid() == 0:  # root writes anyway: make the permission check see what a user sees
         real = os.access
         monkeypatch.setattr(
-            run_folder.os, "access", lambda p, m: False if Path(p) == parent else real(p, m)
+            atomic_io.os, "access", lambda p, m: False if Path(p) == parent else real(p, m)
         )
     try:
         assert main(fit_args(eurosat_root, parent / "run")) == 2

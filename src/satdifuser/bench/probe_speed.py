@@ -46,6 +46,7 @@ from satdifuser.baselines.reference_extractor import (
 from satdifuser.bench.recipe import ProbeConfig, classification_task
 from satdifuser.bench.speed import _cpu_model, _mem_total_gb
 from satdifuser.errors import ConfigError
+from satdifuser.features.atomic_io import check_writable_folder
 
 TIMESTEPS = REFERENCE_TIMESTEPS
 NUM_CLASSES = 10
@@ -132,13 +133,7 @@ def _check(args: argparse.Namespace) -> int:
     for flag, folder in (("--cache-dir", args.cache_dir), ("--out", Path(args.out).parent),
                          ("--run-dir", args.run_dir)):  # fmt: skip
         if folder:
-            try:
-                Path(folder).mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise ConfigError(f"{flag} {folder}: cannot create the folder ({exc.strerror}); "
-                                  f"choose a writable {flag}") from None  # fmt: skip
-            if not os.access(folder, os.W_OK | os.X_OK):
-                raise ConfigError(f"{flag} {folder} is not writable; choose a writable {flag}")
+            check_writable_folder(Path(folder), flag, create=True)
     return E
 
 

@@ -7,44 +7,11 @@ that did not exist before the run are ever removed.
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 from typing import Any
 
-from satdifuser.errors import ConfigError
-
-
-def check_writable_folder(path: Path, key: str, fix: str | None = None) -> None:
-    """Raise :class:`ConfigError` unless ``path`` is, or can be created as, a writable folder.
-
-    Args:
-        path: The folder the command will write into (it may not exist yet).
-        key: The config key or option that chose ``path`` (named in the message).
-        fix: What to do when the folder is read-only (default: choose another ``key``).
-
-    Raises:
-        ConfigError: ``path`` or one of its parents is a file, or the deepest existing folder
-            is not writable.
-    """
-    existing = path
-    while not existing.exists() and existing != existing.parent:
-        if existing.is_symlink():
-            raise ConfigError(
-                f"{key}={str(path)!r}: {existing} is a broken symbolic link; "
-                f"remove it or choose another {key}"
-            )
-        existing = existing.parent
-    if not existing.is_dir():
-        raise ConfigError(
-            f"{key}={str(path)!r}: {existing} is a file, not a folder; choose a folder path "
-            f"for {key}"
-        )
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise ConfigError(
-            f"{key}={str(path)!r}: folder {existing} is not writable (read-only or owned by "
-            f"another user); {fix or f'choose a writable {key} or fix its permissions'}"
-        )
+from satdifuser.features.atomic_io import check_writable_folder  # re-exported for the cli
 
 
 def missing_folders(path: Path) -> list[Path]:
