@@ -35,6 +35,13 @@ def test_training_order_is_fixed_by_the_seed(tmp_path: Path) -> None:
     c = _order(GeoBenchDataModule(str(tmp_path), batch_size=4, seed=1))
     assert a == b and sorted(a) == sorted(c) and a != c
     assert sorted(a) == [f"id_{i:04d}" for i in range(12)]
+    # every epoch, whatever num_workers is (persistent workers included)
+    epochs = []
+    for workers in (0, 2):
+        loader = GeoBenchDataModule(str(tmp_path), batch_size=4, num_workers=workers)
+        loader = loader.train_dataloader()
+        epochs.append([[i for batch in loader for i in batch["id"]] for _ in range(2)])
+    assert epochs[0] == epochs[1] and epochs[0][0] == a and epochs[0][1] != a
 
 
 def test_image_size_resizes_images_not_masks(tmp_path: Path) -> None:

@@ -11,17 +11,15 @@ YAML example::
 
 from __future__ import annotations
 
-import random
 from typing import Literal
 
 import lightning as L
-import numpy as np
-import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 from satdifuser._typing import Sample
 from satdifuser.data.geobench import GeoBench
+from satdifuser.data.loaders import seed_worker, seeded_loader
 from satdifuser.errors import ConfigError
 
 
@@ -42,13 +40,6 @@ class ResizeImage:
                 img[None], size=(self.size, self.size), mode="bilinear", antialias=True
             )[0]
         return sample
-
-
-def seed_worker(worker_id: int) -> None:
-    """Seed numpy and ``random`` in a loader worker from torch's per-worker seed."""
-    seed = torch.initial_seed() % 2**32
-    np.random.seed(seed)
-    random.seed(seed)
 
 
 class GeoBenchDataModule(L.LightningDataModule):
@@ -145,12 +136,10 @@ class GeoBenchDataModule(L.LightningDataModule):
         return self._info.ignore_index
 
     def _loader(self, split: Literal["train", "val", "test"], shuffle: bool) -> DataLoader:
-        gen = torch.Generator().manual_seed(self.seed)
-        return DataLoader(
-            self.dataset(split), batch_size=self.batch_size, shuffle=shuffle,
-            num_workers=self.num_workers, generator=gen, worker_init_fn=seed_worker,
-            persistent_workers=self.num_workers > 0,
-        )  # fmt: skip
+        # seeded_loader: the same batches for any num_workers (persistent workers included)
+        return seeded_loader(
+            self.dataset(split), self.batch_size, shuffle, self.seed, self.num_workers
+        )
 
     def train_dataloader(self) -> DataLoader:
         """Shuffled training loader (order fixed by ``seed``)."""

@@ -33,9 +33,9 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset, RandomSampler, Sampler
+from torch.utils.data import DataLoader, Dataset, Sampler
 
-from satdifuser.data.loaders import seed_worker
+from satdifuser.data.loaders import SeededOrder, seed_worker
 from satdifuser.errors import ConfigError
 
 _STREAM = 0x63726F70  # "crop": keeps the offsets apart from other streams drawn from the seed
@@ -297,7 +297,8 @@ class CropSampler(Sampler[tuple[int, int, int, int]]):
     dihedral element of the epoch (:meth:`TrainTransform.draws`).
 
     Args:
-        order: Row order of one epoch (e.g. a seeded ``RandomSampler``).
+        order: Row order of one epoch (e.g. a :class:`~satdifuser.data.loaders.SeededOrder`,
+            whose epoch :meth:`set_epoch` sets too).
         grid: Where crops lie, or the whole :class:`TrainTransform`.
         seed: Seed of the draws.
         rows: Number of rows of the dataset.
@@ -314,8 +315,10 @@ class CropSampler(Sampler[tuple[int, int, int, int]]):
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
-        """Use the offsets of ``epoch`` on the next pass."""
+        """Use the offsets (and the order) of ``epoch`` on the next pass."""
         self.epoch = int(epoch)
+        if hasattr(self.order, "set_epoch"):
+            self.order.set_epoch(epoch)
 
     def __len__(self) -> int:
         return len(self.order)  # type: ignore[arg-type]
@@ -383,12 +386,13 @@ def crop_loader(
     docstring).
 
     The row order is the one the untransformed seeded loader gives (same ``seed``, same
-    generator use); offsets and elements come from :meth:`TrainTransform.draws`. In-memory
-    ``data`` is sliced a batch at a time in the main process; on-disk rows are read by
-    ``num_workers`` workers.
+    :class:`~satdifuser.data.loaders.SeededOrder`, whatever ``num_workers`` is); offsets and
+    elements come from :meth:`TrainTransform.draws`. In-memory ``data`` is sliced a batch at a
+    time in the main process; on-disk rows are read by ``num_workers`` workers.
     """
     generator = torch.Generator().manual_seed(int(seed))
-    sampler = CropSampler(RandomSampler(data, generator=generator), grid, seed, len(data))
+    order = SeededOrder(len(data), seed, drains=len(data) % batch_size != 0)
+    sampler = CropSampler(order, grid, seed, len(data))
     dataset = CroppedSamples(data, grid)
     if dataset.batched:
         return DataLoader(dataset, batch_size=batch_size, sampler=sampler, generator=generator,
