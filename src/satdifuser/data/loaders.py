@@ -66,8 +66,9 @@ class SeededOrder(Sampler[Any]):
     The order is computed in the main process, so it does not depend on the loader's workers.
     Shuffled epoch ``e`` is the ``e``-th order Lightning got from a plain ``DataLoader(
     shuffle=True, generator=torch.Generator().manual_seed(seed))`` without workers (Lightning
-    stops after ``len(loader)`` batches): each epoch draws the iterator's base seed, then the
-    permutation, from that generator.
+    takes ``len(loader)`` batches per epoch): each epoch draws the iterator's base seed, then the
+    permutation, from that generator; after a jump back (:meth:`set_epoch`) the earlier epochs
+    are replayed.
 
     Args:
         size: Number of samples.
