@@ -120,3 +120,22 @@ def test_cli_init_from_starts_a_new_run_from_an_export(tmp_path: Path, capsys) -
     assert main([*base, "--out", str(tmp_path / "c"), "--init-from", str(tmp_path), "--steps", "1"])
     assert "is not a `satdifuser pretrain --export` folder" in capsys.readouterr().err
     assert not (tmp_path / "c").exists()
+
+
+def test_card_names_the_data_of_each_stretch_of_the_history() -> None:
+    from satdifuser.pretrain.export import _data_section
+
+    dubai = [{"kind": "mask_folder", "name": "dubai_aerial", "count": 45, "weight": 1.0,
+              "scale": 0.25, "crops": [64, 128]}]  # fmt: skip
+    eurosat = [{"kind": "eurosat", "name": "data", "count": 22000, "weight": 1.0, "scale": 1.0}]
+    runs = [
+        {"start_step": 0, "end_step": 10},  # before sources were recorded: EuroSAT
+        {"start_step": 10, "end_step": 20, "sources": eurosat},
+        {"start_step": 20, "end_step": 30, "sources": dubai},
+    ]
+    text = _data_section(dubai, 64, runs)
+    assert text.index("Steps 0 -> 20:") < text.index("`eurosat` `data`: 22000 images")
+    assert text.index("Steps 20 -> 30:") < text.index("`mask_folder` `dubai_aerial`: 45 images")
+    assert text.count("Held-out images were never read") == 1
+    one = _data_section(eurosat, 64, runs[:2])  # one stretch: no step headings
+    assert "Steps" not in one and "`eurosat` `data`: 22000 images" in one

@@ -65,10 +65,49 @@ EUROSAT_DATA = (
 )
 
 
-def _data_section(sources: list[dict[str, Any]] | None, size: int) -> str:
-    """The card's data paragraph: one "Data" line per source (EuroSAT alone before sources.json)."""
+_DEFAULT_SOURCES = [{"kind": "eurosat", "name": "data", "weight": 1.0}]  # runs before sources
+
+
+def _lineage(runs: list[dict[str, Any]], sources: list[dict[str, Any]] | None) -> list[tuple]:
+    """``(first step, last step, sources)`` per stretch of the history with the same sources."""
+    def key(src: list[dict[str, Any]]) -> list[tuple]:
+        return [(d.get("kind"), d.get("name"), float(d.get("weight", 1.0)),
+                 float(d.get("scale", 1.0)), d.get("crops")) for d in src]  # fmt: skip
+
+    out: list[tuple] = []
+    for r in runs:
+        src = r.get("sources") or _DEFAULT_SOURCES
+        if out and key(out[-1][2]) == key(src) and out[-1][1] == r["start_step"]:
+            out[-1] = (out[-1][0], r["end_step"], src)  # the later record names the counts
+        else:
+            out.append((r["start_step"], r["end_step"], src))
+    return out if len(out) > 1 else [(None, None, sources)]
+
+
+def _data_section(
+    sources: list[dict[str, Any]] | None, size: int, runs: list[dict[str, Any]] | None = None
+) -> str:
+    """The card's data paragraph: one "Data" line per source, per stretch of the history when
+    the sources changed (e.g. EuroSAT, then a warm start on aerial tiles)."""
+    stretches = _lineage(runs or [], sources)
+    if len(stretches) == 1:
+        return _sources_lines(sources, size)
+    parts = [
+        f"Steps {a} -> {b}:\n\n" + _sources_lines(src, size, held=False) for a, b, src in stretches
+    ]
+    return "\n".join(parts) + "\n" + HELD_OUT + "\n"
+
+
+HELD_OUT = (
+    "Held-out images were never read: EuroSAT only `unlabeled`, GEO-Bench only `train`, "
+    "folders only `train/`, Dubai never the validation tile of `satdifuser bench dubai`."
+)
+
+
+def _sources_lines(sources: list[dict[str, Any]] | None, size: int, held: bool = True) -> str:
+    """One "Data" line per source (EuroSAT alone before sources.json)."""
     if not sources:
-        return EUROSAT_DATA
+        return EUROSAT_DATA + ("" if held else "\n")
     total = sum(float(r.get("weight", 1.0)) for r in sources) or 1.0
     lines = []
     for r in sources:
@@ -83,12 +122,8 @@ def _data_section(sources: list[dict[str, Any]] | None, size: int) -> str:
             f"weight {weight:g} ({100 * weight / total:.0f}% of samples), "
             f"scale {float(r.get('scale', 1.0)):g}, {how}"
         )
-    held = (
-        "Held-out images were never read: EuroSAT only `unlabeled`, GEO-Bench only `train`, "
-        "folders only `train/`, Dubai never the validation tile of `satdifuser bench dubai`."
-    )
     eurosat = EUROSAT_DATA + "\n\n" if any(r.get("kind") == "eurosat" for r in sources) else ""
-    return eurosat + "\n".join(lines) + "\n\n" + held + "\n"
+    return eurosat + "\n".join(lines) + "\n" + ("\n" + HELD_OUT + "\n" if held else "")
 
 
 def _model_card(name: str, cfg: PretrainConfig, summary: dict[str, Any]) -> str:
@@ -116,8 +151,8 @@ parameters, {cfg.sample_size}x{cfg.sample_size} RGB) pre-trained by `satdifuser 
 generative model, for use as a frozen feature extractor (`create_backbone("{name}")`).
 
 ## Data
-{_data_section(summary.get("sources"), cfg.sample_size)}
-Images scaled to [-1, 1], random horizontal/vertical flips.
+{_data_section(summary.get("sources"), cfg.sample_size, summary.get("runs"))}
+Images scaled to [-1, 1]; augmentation as the recipe below says.
 
 ## Training
 - DDPM, {cfg.num_train_timesteps} steps, {cfg.beta_schedule} betas, `{cfg.prediction_type}`
