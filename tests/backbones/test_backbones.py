@@ -23,6 +23,7 @@ def tiny_sd() -> DiffusionBackbone:
 def test_registry_names_and_docstrings() -> None:
     expected = {"tiny-sd", "tiny-pixel", "tiny-diffusionsat", "sd21", "sd21-base"}
     expected |= {"diffusionsat-256", "diffusionsat-512", "satdifuser-eurosat-tiny"}
+    expected |= {"satdifuser-aerial-tiny"}
     assert expected <= set(BACKBONES.names())
     for name in BACKBONES.names():
         assert (BACKBONES.get(name).__doc__ or "").strip(), f"{name} has no docstring"
@@ -209,15 +210,16 @@ def test_unknown_names_and_overrides() -> None:
         create_backbone("tiny-sd", colour="red")
 
 
-def test_shipped_backbone_loads_or_says_it_is_absent() -> None:
+@pytest.mark.parametrize("name", ["satdifuser-eurosat-tiny", "satdifuser-aerial-tiny"])
+def test_shipped_backbone_loads_or_says_it_is_absent(name: str) -> None:
     from satdifuser.backbones.presets import SHIPPED_WEIGHTS
 
-    if (SHIPPED_WEIGHTS / "satdifuser-eurosat-tiny" / "unet").is_dir():
-        bb = create_backbone("satdifuser-eurosat-tiny")
-        assert bb.vae is None and bb.unet.dtype == torch.float32
+    if (SHIPPED_WEIGHTS / name / "unet").is_dir():
+        bb = create_backbone(name)
+        assert bb.vae is None and bb.unet.dtype == torch.float32 and bb.name == name
     else:
-        with pytest.raises(CheckpointError, match="satdifuser-eurosat-tiny"):
-            create_backbone("satdifuser-eurosat-tiny")
+        with pytest.raises(CheckpointError, match=name):
+            create_backbone(name)
 
 
 def test_text_encoder_without_transformers_names_the_extra(tmp_path: Path) -> None:

@@ -226,18 +226,28 @@ def diffusionsat_512(
     )
 
 
-@BACKBONES.register("satdifuser-eurosat-tiny")
-def satdifuser_eurosat_tiny(sample_size: int | None = None) -> DiffusionBackbone:
-    """The shipped pixel-space UNet pre-trained on EuroSAT RGB (``satdifuser/weights/``)."""
-    folder = SHIPPED_WEIGHTS / "satdifuser-eurosat-tiny"
+def _shipped(name: str, sample_size: int | None) -> DiffusionBackbone:
+    folder = SHIPPED_WEIGHTS / name
     if not (folder / "unet").is_dir():
         raise CheckpointError(
             f"the shipped weights folder {folder} is absent or incomplete (needs unet/ and "
             "scheduler/); reinstall satdifuser or train it with `satdifuser pretrain`"
         )
-    return DiffusionBackbone.from_pretrained(
-        folder, sample_size=sample_size, name="satdifuser-eurosat-tiny"
-    )
+    return DiffusionBackbone.from_pretrained(folder, sample_size=sample_size, name=name)
+
+
+@BACKBONES.register("satdifuser-eurosat-tiny")
+def satdifuser_eurosat_tiny(sample_size: int | None = None) -> DiffusionBackbone:
+    """The shipped pixel-space UNet pre-trained on EuroSAT RGB (``satdifuser/weights/``):
+    Sentinel-2-like imagery at about 10 m."""
+    return _shipped("satdifuser-eurosat-tiny", sample_size)
+
+
+@BACKBONES.register("satdifuser-aerial-tiny")
+def satdifuser_aerial_tiny(sample_size: int | None = None) -> DiffusionBackbone:
+    """The shipped aerial UNet: ``satdifuser-eurosat-tiny`` fine-tuned on the Dubai aerial
+    training tiles at 1.2 m (0.3 m x 4; never the validation tile 8): aerial imagery."""
+    return _shipped("satdifuser-aerial-tiny", sample_size)
 
 
 def _params(fn: Callable[..., Any], skip: int = 0) -> list[str]:
