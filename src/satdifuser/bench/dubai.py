@@ -106,7 +106,12 @@ def build_parser() -> argparse.ArgumentParser:
         "else shared/data found upward)",
     )
     a("--out", default="runs/bench-dubai", help="output folder (default runs/bench-dubai)")
-    a("--backbone", default="satdifuser-eurosat-tiny", help="backbone name or pipeline folder")
+    a(
+        "--backbone",
+        default="satdifuser-aerial-tiny",
+        help="backbone name or pipeline folder (default: the shipped aerial backbone; "
+        "satdifuser-eurosat-tiny is the Sentinel-2 one)",
+    )
     a("--models", default=",".join(MODELS), help="comma list of satdifuser, efficientnet")
     a(
         "--train-tiles",
