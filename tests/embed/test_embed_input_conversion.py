@@ -11,6 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
+from fixtures.cli import cli_error
 from satdifuser.backbones import create_backbone
 from satdifuser.cli.main import main
 from satdifuser.embed import Embedder, export_embeddings
@@ -65,17 +66,6 @@ def _tif(path: Path, arr: np.ndarray) -> Path:
     tifffile.imwrite(path, arr, photometric="minisblack", planarconfig="separate",
                      extratags=gtfx.utm_tags(*gtfx.UTM_TIE))  # fmt: skip
     return path
-
-
-def _error(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
-    """The one error line of a failing command, without the ``satdifuser NAME:`` prefix."""
-    capsys.readouterr()
-    assert main(argv) != 0
-    err = capsys.readouterr().err
-    prefix = f"satdifuser {argv[0]}: "
-    lines = [line for line in err.splitlines() if line.startswith(prefix)]
-    assert len(lines) == 1 and "Traceback" not in err, err
-    return lines[0].removeprefix(prefix)
 
 
 @pytest.fixture(scope="module")
@@ -216,9 +206,9 @@ def test_files_whose_bands_do_not_fit_fail_as_in_predict(
         Image.fromarray(np.full((SIZE, SIZE, 3), 90, np.uint8)).save(bad)
     else:
         _tif(bad, np.full((3, SIZE, SIZE), 900, np.uint16))
-    embed = _error(["embed", "--model", str(folder), "--out", str(tmp_path / "e.parquet"),
+    embed = cli_error(["embed", "--model", str(folder), "--out", str(tmp_path / "e.parquet"),
                     "--no-progress", str(bad)], capsys)  # fmt: skip
-    predict = _error(["predict", "--model", str(folder), "--out", str(tmp_path / "p.csv"),
+    predict = cli_error(["predict", "--model", str(folder), "--out", str(tmp_path / "p.csv"),
                       "--no-progress", str(bad)], capsys)  # fmt: skip
     assert embed == predict
     assert bad.name in embed and "3 bands" in embed

@@ -15,6 +15,7 @@ import torch
 from PIL import Image
 from predict_fakes import write_geotiff
 
+from fixtures.cli import cli_error
 from satdifuser.backbones import create_backbone
 from satdifuser.cli.main import main
 from satdifuser.features import FeatureExtractor
@@ -59,16 +60,6 @@ def _file(tmp_path: Path, pixels: np.ndarray, suffix: str) -> Path:
         Image.fromarray(np.moveaxis(pixels, 0, -1)).save(path)
         return path
     return write_geotiff(tmp_path / "x.tif", pixels)
-
-
-def _error(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
-    capsys.readouterr()
-    assert main(argv) != 0
-    err = capsys.readouterr().err
-    prefix = f"satdifuser {argv[0]}: "
-    lines = [line for line in err.splitlines() if line.startswith(prefix)]
-    assert len(lines) == 1 and "Traceback" not in err, err
-    return lines[0].removeprefix(prefix)
 
 
 @pytest.mark.parametrize("suffix", ["png", "tif"])
@@ -145,9 +136,9 @@ def test_a_uint16_file_is_one_clear_error_in_predict_and_embed(
 ) -> None:
     folder = _model(tmp_path / "m")
     src = write_geotiff(tmp_path / "x16.tif", _pixels(24).astype(np.uint16) * 16)
-    predict = _error(["predict", "--model", str(folder), str(src), "--out",
+    predict = cli_error(["predict", "--model", str(folder), str(src), "--out",
                       str(tmp_path / "p.csv"), "--no-progress"], capsys)  # fmt: skip
-    embed = _error(["embed", "--model", str(folder), "--out", str(tmp_path / "e.parquet"),
+    embed = cli_error(["embed", "--model", str(folder), "--out", str(tmp_path / "e.parquet"),
                     "--no-progress", str(src)], capsys)  # fmt: skip
     assert predict == embed
     assert "x16.tif" in predict and "uint16" in predict and "scale" in predict

@@ -17,6 +17,7 @@ import torch
 from PIL import Image
 from predict_fakes import write_geotiff
 
+from fixtures.cli import cli_error
 from satdifuser.backbones import create_backbone
 from satdifuser.cli.main import main
 from satdifuser.features import FeatureExtractor
@@ -73,16 +74,6 @@ def _predict_csv(folder: Path, src: Path, out: Path, *extra: str) -> np.ndarray:
 
 def _proba(folder: Path, x: torch.Tensor) -> np.ndarray:
     return SatDiFuserModel.from_pretrained(folder).predict_proba(x)[0].numpy()
-
-
-def _error(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
-    capsys.readouterr()
-    assert main(argv) != 0
-    err = capsys.readouterr().err
-    prefix = f"satdifuser {argv[0]}: "
-    lines = [line for line in err.splitlines() if line.startswith(prefix)]
-    assert len(lines) == 1 and "Traceback" not in err, err
-    return lines[0].removeprefix(prefix)
 
 
 # ------------------------------------------------------------------ kind='zscore'
@@ -175,7 +166,7 @@ def test_scale_other_than_the_spec_scale_is_one_clear_error(
     raw = _dn(24, top=255.0).astype(np.uint8 if spec is RAW_U8 else np.uint16)
     src = write_geotiff(tmp_path / "x.tif", raw)
     out = tmp_path / "p.csv"
-    msg = _error(["predict", "--model", str(folder), str(src), "--out", str(out),
+    msg = cli_error(["predict", "--model", str(folder), str(src), "--out", str(out),
                   "--no-progress", "--scale", scale], capsys)  # fmt: skip
     assert f"--scale {scale}" in msg and named in msg and spec.kind in msg, msg
     assert not out.exists()
