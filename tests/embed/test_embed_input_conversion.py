@@ -12,12 +12,10 @@ import torch
 from PIL import Image
 
 from fixtures.cli import cli_error
-from satdifuser.backbones import create_backbone
+from fixtures.tiny_model import tiny_model
 from satdifuser.cli.main import main
+from satdifuser.data.tensor_images import TensorImageDataset
 from satdifuser.embed import Embedder, export_embeddings
-from satdifuser.features import FeatureExtractor
-from satdifuser.fusion import create_fusion
-from satdifuser.heads import create_head
 from satdifuser.model import SatDiFuserModel
 from satdifuser.model.inputs import InputSpec
 from satdifuser.model.resample import resize_images
@@ -35,15 +33,8 @@ STD = [400.0, 450.0, 500.0, 800.0]
 
 def _model(folder: Path, spec: InputSpec | None = None, contract: dict | None = None,
            image_size: int = 0) -> Path:  # fmt: skip
-    fx = FeatureExtractor(create_backbone("tiny-pixel"), timesteps=[10], image_size=image_size)
-    torch.manual_seed(0)
-    fu = create_fusion("global_weighted", fx.feature_info, projection_dim=8, bottleneck_dim=4,
-                       num_groups=2)  # fmt: skip
-    head = create_head("linear", fu.out_channels, 3)
     contract = {**(contract or {}), **({"spec": spec.to_config()} if spec else {})}
-    model = SatDiFuserModel(fx, fu, head, "classification", ["a", "b", "c"],
-                            input_contract=contract)  # fmt: skip
-    return model.save_pretrained(folder)
+    return tiny_model(image_size=image_size, input_contract=contract).save_pretrained(folder)
 
 
 def _by_hand(folder: Path, rgb: torch.Tensor, representation: str = "fused") -> np.ndarray:
@@ -149,24 +140,14 @@ def test_a_model_trained_on_geotiff_files_selects_its_bands_like_its_reader(
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
 
 
-class _Tensors(torch.utils.data.Dataset):
-    def __init__(self, images: torch.Tensor) -> None:
-        self.images = images
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def __getitem__(self, i: int) -> dict:
-        return {"image": self.images[i], "id": str(i)}
-
-
 def test_dataset_export_applies_the_input_adapter(tmp_path: Path) -> None:
     spec = InputSpec(BANDS, "zscore", scale=10000, mean=MEAN, std=STD)
     model = SatDiFuserModel.from_pretrained(_model(tmp_path / "m", spec))
     mean, std = torch.tensor(MEAN).view(1, -1, 1, 1), torch.tensor(STD).view(1, -1, 1, 1)
     raw = torch.rand(3, len(BANDS), SIZE, SIZE) * 5000
     z = (raw - mean) / std  # what a TorchGeo-style data module gives
-    out = export_embeddings(_Tensors(z), Embedder.from_model(model), tmp_path / "d.parquet",
+    data = TensorImageDataset(z, [0] * len(z))  # the labels are not used
+    out = export_embeddings(data, Embedder.from_model(model), tmp_path / "d.parquet",
                             batch_size=2, progress=False).path  # fmt: skip
     got = np.stack(pd.read_parquet(out)["embedding"].to_list())
     rgb = (raw[:, [2, 1, 0]] / 10000).clamp(0, 1)

@@ -14,25 +14,18 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from satdifuser.backbones import create_backbone
+from fixtures.tiny_model import tiny_model
 from satdifuser.cli.main import main
 from satdifuser.data.image_io import read_image
+from satdifuser.data.tensor_images import TensorImageDataset
 from satdifuser.embed import Embedder, export_embeddings
-from satdifuser.features import FeatureExtractor
-from satdifuser.fusion import create_fusion
-from satdifuser.heads import create_head
 from satdifuser.model import SatDiFuserModel
 
 NATIVE = 64
 
 
 def _model(image_size: int, resample: float) -> SatDiFuserModel:
-    fx = FeatureExtractor(create_backbone("tiny-pixel"), timesteps=[10], image_size=image_size)
-    torch.manual_seed(0)
-    fu = create_fusion("global_weighted", fx.feature_info, projection_dim=8, bottleneck_dim=4,
-                       num_groups=2)  # fmt: skip
-    head = create_head("linear", fu.out_channels, 3)
-    return SatDiFuserModel(fx, fu, head, "classification", ["a", "b", "c"], resample=resample)
+    return tiny_model(image_size=image_size, resample=resample)
 
 
 def _half(images: torch.Tensor) -> torch.Tensor:
@@ -97,22 +90,12 @@ def test_resample_one_leaves_the_vectors_and_identity_unchanged(pngs: Path, tmp_
     assert Embedder.from_model(loaded, resample=0.5).identity != emb.identity
 
 
-class _Tensors(torch.utils.data.Dataset):
-    def __init__(self, images: torch.Tensor) -> None:
-        self.images = images
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def __getitem__(self, i: int) -> dict:
-        return {"image": self.images[i], "id": str(i)}
-
-
 def test_dataset_export_resamples_too(tmp_path: Path) -> None:
     images = _half(_half(torch.rand(4, 3, 4 * NATIVE, 4 * NATIVE))).clamp(0, 1)  # smooth
     model = _model(0, 0.5)
     emb = Embedder.from_model(model)
-    out = export_embeddings(_Tensors(images), emb, tmp_path / "d.parquet", batch_size=2,
+    data = TensorImageDataset(images, [0] * len(images))  # the labels are not used
+    out = export_embeddings(data, emb, tmp_path / "d.parquet", batch_size=2,
                             progress=False).path  # fmt: skip
     got = np.stack(pd.read_parquet(out)["embedding"].to_list())
     want = Embedder.from_model(model, resample=1.0)(_half(images)).numpy()

@@ -16,11 +16,8 @@ from PIL import Image
 from predict_fakes import write_geotiff
 
 from fixtures.cli import cli_error
-from satdifuser.backbones import create_backbone
+from fixtures.tiny_model import tiny_model
 from satdifuser.cli.main import main
-from satdifuser.features import FeatureExtractor
-from satdifuser.fusion import create_fusion
-from satdifuser.heads import create_head
 from satdifuser.model import SatDiFuserModel
 from satdifuser.model.inputs import InputSpec
 from satdifuser.model.resample import resampled_size, resize_images
@@ -30,18 +27,8 @@ SPEC = InputSpec(["red", "green", "blue"], "raw")  # scale None: uint8 / 255
 
 
 def _model(folder: Path, task: str = "classification", resample: float = 1.0) -> Path:
-    fx = FeatureExtractor(create_backbone("tiny-pixel"), timesteps=[10], image_size=TILE)
-    torch.manual_seed(0)
-    fu = create_fusion("global_weighted", fx.feature_info, projection_dim=8, bottleneck_dim=4,
-                       num_groups=2)  # fmt: skip
-    seg = task == "segmentation"
-    head = create_head("upernet" if seg else "linear", fu.out_channels, 3,
-                       **({"channels": 8} if seg else {}))  # fmt: skip
-    with torch.no_grad():
-        for p in [*fu.parameters(), *head.parameters()]:
-            p.add_(torch.randn_like(p) * 0.5)
-    model = SatDiFuserModel(fx, fu, head, task, ["a", "b", "c"], resample=resample,
-                            input_contract={"spec": SPEC.to_config()})  # fmt: skip
+    model = tiny_model(task, TILE, jitter=0.5, resample=resample,
+                       input_contract={"spec": SPEC.to_config()})  # fmt: skip
     return model.save_pretrained(folder)
 
 

@@ -18,11 +18,8 @@ from PIL import Image
 from predict_fakes import write_geotiff
 
 from fixtures.cli import cli_error
-from satdifuser.backbones import create_backbone
+from fixtures.tiny_model import tiny_model
 from satdifuser.cli.main import main
-from satdifuser.features import FeatureExtractor
-from satdifuser.fusion import create_fusion
-from satdifuser.heads import create_head
 from satdifuser.model import SatDiFuserModel
 from satdifuser.model.inputs import InputSpec
 
@@ -35,18 +32,7 @@ UNIT = InputSpec(["red", "green", "blue"], "unit")
 
 
 def _model(folder: Path, spec: InputSpec, task: str = "classification") -> Path:
-    fx = FeatureExtractor(create_backbone("tiny-pixel"), timesteps=[10], image_size=TILE)
-    torch.manual_seed(0)
-    fu = create_fusion("global_weighted", fx.feature_info, projection_dim=8, bottleneck_dim=4,
-                       num_groups=2)  # fmt: skip
-    seg = task == "segmentation"
-    head = create_head("upernet" if seg else "linear", fu.out_channels, 3,
-                       **({"channels": 8} if seg else {}))  # fmt: skip
-    with torch.no_grad():
-        for p in [*fu.parameters(), *head.parameters()]:
-            p.add_(torch.randn_like(p) * 0.5)
-    model = SatDiFuserModel(fx, fu, head, task, ["a", "b", "c"],
-                            input_contract={"spec": spec.to_config()})  # fmt: skip
+    model = tiny_model(task, TILE, jitter=0.5, input_contract={"spec": spec.to_config()})
     return model.save_pretrained(folder)
 
 

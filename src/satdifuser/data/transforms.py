@@ -2,7 +2,8 @@
 one-size check of datasets whose images are batched.
 
 Random transforms draw from their own ``torch.Generator`` once :meth:`reseed` is called (the
-data modules do that per loader and per worker), else from torch's global RNG.
+data modules' loaders do that before every sample, from the seed, epoch and index:
+:mod:`satdifuser.data.loaders`), else from torch's global RNG.
 """
 
 from __future__ import annotations
