@@ -4,6 +4,7 @@ Examples:
     satdifuser pretrain --out runs/tiny --max-minutes 110 --threads 2
     satdifuser pretrain --out runs/tiny --steps 500          # continues from the last checkpoint
     satdifuser pretrain --export runs/tiny --to weights/satdifuser-eurosat-tiny --overwrite
+    satdifuser pretrain --export runs/tiny --to exports/tiny-raw --weights raw
     satdifuser pretrain --out runs/mix --steps 500 --source eurosat \
         --source mask_folder:shared/data/dubai_aerial,weight=0.5,scale=0.25,crops=64+128
 """
@@ -132,6 +133,12 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--to", type=Path, metavar="DIR", help="export target folder")
     exp.add_argument("--name", default="satdifuser-eurosat-tiny", help="model name in the card")
     exp.add_argument("--overwrite", action="store_true", help="replace an existing export")
+    exp.add_argument(
+        "--weights",
+        choices=["ema", "raw"],
+        default=None,
+        help="weights to export: ema (default) or raw (the non-EMA model of the checkpoint)",
+    )
     return p
 
 
@@ -177,8 +184,11 @@ def _check_args(args: argparse.Namespace) -> None:
                 name = "--" + flag.replace("_", "-")
                 raise ConfigError(f"{name}={getattr(args, flag)} is invalid: expected >= 1")
         return
-    if args.to is not None:
-        raise ConfigError("--to is only used with --export RUN_DIR; add --export or drop --to")
+    for flag, value in (("--to", args.to), ("--weights", args.weights)):
+        if value is not None:
+            raise ConfigError(
+                f"{flag} is only used with --export RUN_DIR; add --export or drop {flag}"
+            )
     if args.out is None:
         raise ConfigError("--out RUN_DIR is required (or --export RUN_DIR --to DIR); add --out")
     if args.out.exists() and not args.out.is_dir():
@@ -197,10 +207,12 @@ def _export(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         sample_images=args.sample_images,
         sample_steps=args.sample_steps,
+        weights=args.weights or "ema",
     )
     print(
-        f"exported {args.export} (step {summary['steps']}, {summary['params'] / 1e6:.2f}M "
-        f"params, {summary['size_mb']:.1f} MB) to {summary['out_dir']}"
+        f"exported {args.export} ({summary['weights']} weights, step {summary['steps']}, "
+        f"{summary['params'] / 1e6:.2f}M params, {summary['size_mb']:.1f} MB) "
+        f"to {summary['out_dir']}"
     )
     return 0
 

@@ -1,6 +1,7 @@
 """Export a pre-training run as a diffusers pipeline folder with a model card.
 
-Layout: ``unet/config.json`` + ``unet/diffusion_pytorch_model.safetensors`` (EMA weights, fp16),
+Layout: ``unet/config.json`` + ``unet/diffusion_pytorch_model.safetensors`` (the EMA weights, or
+the raw ones with ``weights="raw"``; fp16),
 ``scheduler/scheduler_config.json`` (the training DDPM schedule), ``model_index.json``
 (a ``DDPMPipeline``), ``samples.png``, ``training.json`` (totals) and ``README.md``.
 """
@@ -126,9 +127,65 @@ def _sources_lines(sources: list[dict[str, Any]] | None, size: int, held: bool =
     return eurosat + "\n".join(lines) + "\n" + ("\n" + HELD_OUT + "\n" if held else "")
 
 
+WEIGHTS = {"ema": "EMA", "raw": "raw (non-EMA)"}
+
+
+def _compute(totals: dict[str, Any]) -> dict[str, Any]:
+    """Wall and measured CPU seconds, per hardware and in total.
+
+    CPU time is known only for the run entries that record it; the wall time of the others
+    (trained before satdifuser measured CPU time) is reported as unrecorded, never as 0 CPU.
+    """
+    wall = {hw: float(s) for hw, s in totals.get("wall_seconds", {}).items()}
+    measured_wall: dict[str, float] = {}
+    for r in totals.get("runs", []):
+        if r.get("cpu_seconds") is not None:
+            hw = r["hardware"]
+            measured_wall[hw] = measured_wall.get(hw, 0.0) + float(r.get("wall_seconds", 0.0))
+    cpu = {
+        hw: float(s) for hw, s in (totals.get("cpu_seconds") or {}).items() if hw in measured_wall
+    }
+    unrecorded = {hw: round(s - measured_wall.get(hw, 0.0), 3) for hw, s in wall.items()}
+    unrecorded = {hw: s for hw, s in unrecorded.items() if s > 0}
+    return {
+        "cpu_seconds": cpu,
+        "cpu_unrecorded_wall_seconds": unrecorded,
+        "total_wall_seconds": round(sum(wall.values()), 3),
+        "total_cpu_seconds": round(sum(cpu.values()), 3) if cpu else None,
+        "total_cpu_unrecorded_wall_seconds": round(sum(unrecorded.values()), 3),
+    }
+
+
+def _compute_lines(summary: dict[str, Any]) -> str:
+    """The card's hardware table (wall minutes, measured CPU-hours) and its total line."""
+    cpu, missing = summary["cpu_seconds"], summary["cpu_unrecorded_wall_seconds"]
+    rows = []
+    for hw, s in summary["wall_seconds"].items():
+        if hw not in cpu:
+            measured = "not recorded"
+        else:
+            measured = f"{cpu[hw] / 3600:.2f}"
+            if hw in missing:
+                measured += f" ({missing[hw] / 60:.1f} wall min not recorded)"
+        rows.append(f"| {hw} | {s / 60:.1f} | {measured} |")
+    wall, total = summary["total_wall_seconds"] / 60, summary["total_cpu_seconds"]
+    if total is None:
+        line = f"Total: {wall:.1f} wall minutes; CPU time not recorded."
+    else:
+        line = f"Total: {wall:.1f} wall minutes; {total / 3600:.2f} CPU-hours measured"
+        gap = summary["total_cpu_unrecorded_wall_seconds"] / 60
+        line += f" ({gap:.1f} wall minutes not recorded)." if gap else "."
+    return (
+        "| hardware | wall minutes | CPU-hours (measured) |\n|---|---|---|\n"
+        + ("\n".join(rows) or "| - | - | - |")
+        + f"\n\n{line}\nMeasured: the training process's CPU time (all threads, user + "
+        "system), below wall x threads when other work shares the CPU; not recorded: trained "
+        "before satdifuser measured it.\n"
+    )
+
+
 def _model_card(name: str, cfg: PretrainConfig, summary: dict[str, Any]) -> str:
-    secs = summary["wall_seconds"]
-    hw_lines = "\n".join(f"| {hw} | {s / 60:.1f} |" for hw, s in secs.items()) or "| - | - |"
+    weights = WEIGHTS[summary["weights"]]
     runs = "\n".join(
         f"- steps {r['start_step']} -> {r['end_step']} on {r['hardware']}, "
         f"{'bf16' if r.get('bf16') else 'fp32'} ({r['started']}): "
@@ -165,17 +222,15 @@ Images scaled to [-1, 1]; augmentation as the recipe below says.
 - Total steps: **{summary["steps"]}**; images seen: **{summary["images_seen"]:,}**
   ({summary["images_seen"] / summary["pool_size"]:.2f} passes over {summary["pool_size"]:,} images).
 - Loss: {first} at the first step, final {final}.
-- Weights here: the EMA weights, stored in fp16 safetensors ({summary["size_mb"]:.1f} MB).
+- Weights here: the {weights} weights, stored in fp16 safetensors ({summary["size_mb"]:.1f} MB).
 
-| hardware | wall minutes |
-|---|---|
-{hw_lines}
-
+{_compute_lines(summary)}
 ## Exact commands (cumulative: each run resumed or warm-started as noted)
 {runs}{warm}
 
 ## Samples
-`samples.png`: {summary["sample_images"]} images, DDIM {summary["sample_steps"]} steps, EMA weights.
+`samples.png`: {summary["sample_images"]} images, DDIM {summary["sample_steps"]} steps,
+{weights} weights.
 
 ![samples](samples.png)
 
@@ -194,8 +249,13 @@ def export_pipeline(
     overwrite: bool = False,
     sample_images: int = 16,
     sample_steps: int = 50,
+    weights: str = "ema",
 ) -> dict[str, Any]:
-    """Write the run's latest EMA weights as a diffusers pipeline folder; returns a summary."""
+    """Write the run's latest weights as a diffusers pipeline folder; returns a summary.
+
+    ``weights``: ``"ema"`` (the EMA weights, default) or ``"raw"`` (the model being optimised,
+    e.g. to compare EMA decays at equal compute); the card and ``training.json`` say which.
+    """
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     if not run_dir.is_dir():
         raise CheckpointError(
@@ -214,6 +274,8 @@ def export_pipeline(
         raise ConfigError(
             f"export target {out_dir} exists and is not empty; pass --overwrite to replace it"
         )
+    if weights not in WEIGHTS:
+        raise ConfigError(f"--weights={weights!r} is invalid: expected 'ema' or 'raw'")
     for flag, value in (("--sample-images", sample_images), ("--sample-steps", sample_steps)):
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise ConfigError(f"{flag}={value!r} is invalid: expected an integer >= 1")
@@ -228,13 +290,18 @@ def export_pipeline(
     unet = build_unet(cfg)
     ema = EMAWeights(unet, cfg.ema_max_decay)
     try:
-        ema.load_state_dict(ck["ema"])
-    except KeyError as exc:
+        if weights == "ema":
+            ema.load_state_dict(ck["ema"])
+            ema.copy_to(unet)
+        else:
+            unet.load_state_dict(ck["model"])
+    except (KeyError, RuntimeError) as exc:
+        file = "ema.safetensors" if weights == "ema" else "model.safetensors"
+        why = str(exc.args[0] if exc.args else exc).splitlines()[0]
         raise CheckpointError(
-            f"{folder / 'ema.safetensors'} does not match the model of {run_dir / CONFIG_FILE} "
-            f"({exc.args[0] if exc.args else exc}); restore the checkpoint"
+            f"{folder / file} does not match the model of {run_dir / CONFIG_FILE} "
+            f"({why}); restore the checkpoint"
         ) from None
-    ema.copy_to(unet)
     scheduler = build_scheduler(cfg)
     state = ck["state"]
     totals = state["totals"]
@@ -262,17 +329,19 @@ def export_pipeline(
             + "\n"
         )
         save_grid(images, tmp / "samples.png")
-        weights = tmp / "unet" / "diffusion_pytorch_model.safetensors"
+        weights_file = tmp / "unet" / "diffusion_pytorch_model.safetensors"
         summary: dict[str, Any] = {
             "name": name,
             "steps": int(state["step"]),
             "images_seen": int(totals.get("images_seen", 0)),
             "pool_size": int(state["order"]["n"]),
+            "weights": weights,
             "wall_seconds": totals.get("wall_seconds", {}),
+            **_compute(totals),
             "runs": totals.get("runs", []),
             "warm_starts": totals.get("warm_starts", []),
             "params": sum(p.numel() for p in unet.parameters()),
-            "size_mb": weights.stat().st_size / 2**20,
+            "size_mb": weights_file.stat().st_size / 2**20,
             "sample_images": sample_images,
             "sample_steps": sample_steps,
             "sources": stored_sources(run_dir),

@@ -220,7 +220,12 @@ class PretrainTrainer:
             specs = [s.spec for s in self.pool.sources]
             check_resume_sources(self.run_dir, specs, latest_checkpoint(self.run_dir) is not None)
         self.step = 0
-        self.totals: dict[str, Any] = {"images_seen": 0, "wall_seconds": {}, "runs": []}
+        self.totals: dict[str, Any] = {
+            "images_seen": 0,
+            "wall_seconds": {},
+            "cpu_seconds": {},
+            "runs": [],
+        }
         self.last_loss: float | None = None
         self.warm_start_step = 0
         self.resumed = self._resume()
@@ -284,6 +289,13 @@ class PretrainTrainer:
         self.gen.manual_seed(self.cfg.seed + 1 + run.steps)
         at = datetime.now(timezone.utc).isoformat(timespec="seconds")
         self.totals = warm_totals(run, at, None if same_pool else n)
+        # the export keeps CPU time per run entry: the per-hardware sums continue from them
+        cpu: dict[str, float] = {}
+        for entry in self.totals["runs"]:
+            if entry.get("cpu_seconds") is not None:
+                hw = entry["hardware"]
+                cpu[hw] = round(cpu.get(hw, 0.0) + float(entry["cpu_seconds"]), 3)
+        self.totals["cpu_seconds"] = cpu
 
     def _resume(self) -> bool:
         folder = latest_checkpoint(self.run_dir)
@@ -358,12 +370,24 @@ class PretrainTrainer:
         }
 
     def save(self) -> Path:
-        """Write a checkpoint of the current state (atomically); wall time is added first."""
-        now = time.monotonic()
+        """Write a checkpoint of the current state (atomically).
+
+        The wall time and the process CPU time (``time.process_time``: all threads, user +
+        system) since the previous save are added first, per hardware to the totals and to this
+        run's entry. A run resumed from a checkpoint made before CPU time was recorded starts
+        ``cpu_seconds`` here; its earlier entries have none (unknown, not 0).
+        """
+        now, cpu_now = time.monotonic(), time.process_time()
         hw = hardware_name(self.device)
-        secs = self.totals["wall_seconds"]
-        secs[hw] = round(secs.get(hw, 0.0) + now - self._last_save, 3)
-        self._last_save = now
+        deltas = (
+            ("wall_seconds", round(now - self._last_save, 3)),
+            ("cpu_seconds", round(cpu_now - self._last_cpu, 3)),
+        )
+        for key, delta in deltas:
+            per_hw = self.totals.setdefault(key, {})
+            per_hw[hw] = round(per_hw.get(hw, 0.0) + delta, 3)
+            self._run_entry[key] = round(self._run_entry.get(key, 0.0) + delta, 3)
+        self._last_save, self._last_cpu = now, cpu_now
         self.totals["steps"] = self.step
         self._run_entry["end_step"] = self.step
         return save_checkpoint(
@@ -490,6 +514,7 @@ class PretrainTrainer:
 
         opt = self.opt
         start = self._last_save = time.monotonic()
+        self._last_cpu = time.process_time()
         self._run_entry = {
             "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "hardware": hardware_name(self.device),
@@ -497,6 +522,8 @@ class PretrainTrainer:
             "bf16": self.use_bf16,
             "start_step": self.step,
             "end_step": self.step,
+            "wall_seconds": 0.0,
+            "cpu_seconds": 0.0,
         }
         if self.pool is not None:  # the run's history names its data
             keys = ("kind", "name", "count", "weight", "scale", "crops")
