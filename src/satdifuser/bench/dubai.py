@@ -21,6 +21,15 @@ is scored. Outputs: ``results.json`` (raw figures, confusion,
 wall and CPU seconds per phase), ``results.md`` (a ready-to-paste BENCHMARKS section), overlay
 and fusion-weight PNGs, and each arm's saved model under ``runs/<arm>/model``.
 
+Seeds: ``--seed S`` (default 0) is one run, seeded in full: the fusion / head initialisation and
+the data order (batches, crops, flips). ``--seeds 0,1,2`` (not with ``--seed``; ``--seeds S`` is
+``--seed S``) builds and extracts each arm once, then makes that full run for every seed: run
+folders ``runs/<arm>/seed<S>``, PNGs ``overlay_<arm>_seed<S>.png`` and
+``fusion_weights_<arm>_seed<S>.png``; ``results.json`` gives each arm's per-seed ``runs`` and
+a ``summary`` (mean and sample std, n - 1, over seeds, of mIoU, OA and every class's IoU), and
+``results.md`` the mean ± std table with the headline on the mean mIoU, then one row per seed.
+``results.partial.json`` keeps finished arms, and the finished seeds of the running arm.
+
 Deviations from the paper's segmentation recipe, all to fit ~15 minutes on 2 CPU cores: fusion
 projection 32 (bottleneck 16, 4 GroupNorm groups) and UPerNet width 32 instead of 384 (96, 32
 groups) and 512; a short AdamW schedule (lr 3e-3) instead of full schedules; images at x0.25;
@@ -36,6 +45,7 @@ import argparse
 import datetime as dt
 import math
 import shlex
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +56,7 @@ from satdifuser.bench.dubai_report import (
     PhaseClock,
     machine,
     markdown_section,
+    seeds_entry,
     segmentation_metrics_of,
 )
 from satdifuser.data.dubai_aerial import DUBAI_CLASSES, DUBAI_COLORS
@@ -81,6 +92,48 @@ QUICK: dict[str, Any] = {
     "train_limit": 2,
     "val_limit": 2,
 }
+
+
+MAX_SEED = 2**32 - 1  # numpy's (and Lightning's seed_everything's) bound
+
+
+def _seed_list(args: argparse.Namespace) -> list[int]:
+    """The run seeds: ``--seeds`` (distinct, in the given order), else ``[--seed]`` (default 0).
+
+    Raises:
+        ConfigError: When both are given, or ``--seeds`` is empty, not integers, has a value out
+            of [0, 2**32 - 1] or one twice; when ``--seed`` is out of that range.
+    """
+    if args.seeds is None:
+        seed = 0 if args.seed is None else args.seed
+        if not 0 <= seed <= MAX_SEED:
+            raise ConfigError(f"--seed={seed} must be in [0, {MAX_SEED}]")
+        return [seed]
+    if args.seed is not None:
+        raise ConfigError(
+            f"--seed {args.seed} and --seeds {args.seeds!r} exclude each other; give one seed "
+            "as --seed S or --seeds S, several as --seeds 0,1,2"
+        )
+    items = [v.strip() for v in str(args.seeds).split(",")]
+    seeds: list[int] = []
+    problem = "no seed given" if not any(items) else ""
+    for v in items if not problem else []:
+        try:
+            seed = int(v)
+        except ValueError:
+            problem = f"{v!r} is not an integer" if v else "an empty item"
+            break
+        if not 0 <= seed <= MAX_SEED:
+            problem = f"{seed} is out of range"
+        elif seed in seeds:
+            problem = f"{seed} is given twice"
+        if problem:
+            break
+        seeds.append(seed)
+    if problem:
+        raise ConfigError(f"--seeds {args.seeds!r}: {problem}; give distinct integers in [0, "
+                          f"{MAX_SEED}] separated by commas, e.g. 0,1,2")  # fmt: skip
+    return seeds
 
 
 def _ints(text: str) -> list[int]:
@@ -175,7 +228,13 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--lr", type=float, default=3e-3)
     m.add_argument("--weight-decay", type=float, default=1e-4)
     m.add_argument("--extract-batch", type=int, default=4, help="windows per extractor call")
-    m.add_argument("--seed", type=int, default=0)
+    m.add_argument("--seed", type=int, default=None,
+                   help="one run's seed: fusion / head initialisation and data order (crops, "
+                   "flips, batches); default 0; the one-seed form of --seeds")  # fmt: skip
+    m.add_argument("--seeds", default=None,
+                   help="comma list of seeds, e.g. 0,1,2 (not with --seed): features are "
+                   "extracted once per arm, then one full run per seed (what --seed S alone "
+                   "gives) in runs/<arm>/seed<S>; the report adds mean ± sample std over seeds")
     m.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     m.add_argument("--cache-dir", default=None,
                    help="feature cache (default $SATDIFUSER_CACHE or the user cache folder)")
@@ -222,6 +281,8 @@ def resolve_options(args: argparse.Namespace) -> argparse.Namespace:
         ("--threads", args.threads >= 1, ">= 1"),
         ("--fusion-groups", args.fusion_groups >= 1, ">= 1"),
     ]
+    args.seeds = _seed_list(args)
+    args.seed = args.seeds[0] if len(args.seeds) == 1 else None  # None: one per run, see seeds
     args.cache_dir = str(args.cache_dir or default_cache_root())
     for name, ok, want in checks:
         if not ok:
@@ -306,16 +367,17 @@ def arm_crop(name: str, ex: nn.Module, args: argparse.Namespace) -> int | None:
     )
 
 
-def run_arm(name: str, args: argparse.Namespace, dm: ScaledDubaiDataModule, out: Path
-            ) -> dict[str, Any]:  # fmt: skip
-    """Build, extract (cached), train and score one arm; returns its raw results.
+def run_arm(name: str, args: argparse.Namespace, dm: ScaledDubaiDataModule, out: Path,
+            on_seed: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:  # fmt: skip
+    """Build and extract (cached) one arm once, then train and score it for every seed.
 
     The model is a :class:`~satdifuser.tasks.SegmentationTask` (GW fusion + UPerNet on the
     frozen extractor) trained by ``tasks.fit_and_test`` on the cached training windows and
     tested on whole validation images (sliding window, logits upsampled to the native mask).
+    One seed gives today's single-run dict; several give :func:`seeds_entry`'s, and
+    ``on_seed`` receives it after every finished seed (for ``results.partial.json``).
     """
     from satdifuser.features.cache import CachedDataModule
-    from satdifuser.tasks import SegmentationTask, fit_and_test
 
     clock = PhaseClock()
     with clock("build"):
@@ -339,7 +401,41 @@ def run_arm(name: str, args: argparse.Namespace, dm: ScaledDubaiDataModule, out:
     print(f"[{name}] {n_train} training windows of {args.window} px (cached in "
           f"{cached.folders['train'].parent}); training {epochs} epochs of {steps} steps x "
           f"{args.batch_size} {what} ...")  # fmt: skip
-    seed_init(args.seed)  # the seed decides the initialisation of fusion and head
+    train = {"epochs": epochs, "windows": n_train, "crop": crop, "flips": bool(args.flips)}
+    if len(args.seeds) == 1:  # one run: today's layout (runs/<arm>, overlay_<arm>.png)
+        one = train_seed(name, args.seeds[0], args, dm, ex, cached, epochs, out, "", clock.seconds)
+        one["train"] = {**train, **one["train"]}
+        return {"extractor": info, **one, "seconds": {**clock.seconds, **one["seconds"]}}
+    runs: list[dict[str, Any]] = []
+    for seed in args.seeds:
+        one = train_seed(name, seed, args, dm, ex, cached, epochs, out, f"seed{seed}")
+        runs.append({"seed": seed, **one})
+        entry = seeds_entry(info, train, clock.seconds, runs, list(DUBAI_CLASSES))
+        if on_seed is not None and len(runs) < len(args.seeds):
+            on_seed(entry)
+    s = entry["summary"]
+    print(f"[{name}] over seeds {', '.join(map(str, args.seeds))}: mIoU "
+          f"{s['miou']['mean']:.4f} ± {s['miou']['std']:.4f}  OA "
+          f"{s['overall_accuracy']['mean']:.4f} ± {s['overall_accuracy']['std']:.4f} "
+          "(mean ± sample std)")  # fmt: skip
+    return entry
+
+
+def train_seed(name: str, seed: int, args: argparse.Namespace, dm: ScaledDubaiDataModule,
+               ex: nn.Module, cached: Any, epochs: int, out: Path, tag: str,
+               shown: dict[str, dict[str, float]] | None = None) -> dict[str, Any]:  # fmt: skip
+    """One full run of an arm on its extracted features: the seed sets the data order (``dm``'s
+    seed: batches, crops, flips) and the fusion / head initialisation, as ``--seed`` alone does.
+
+    ``tag`` ("" for a one-seed run, else ``seed<S>``) names the run folder
+    ``runs/<arm>[/<tag>]`` and the PNGs ``overlay_<arm>[_<tag>].png``; ``shown``: earlier
+    phases of the arm, printed with this run's.
+    """
+    from satdifuser.tasks import SegmentationTask, fit_and_test
+
+    clock = PhaseClock()
+    dm.seed = seed  # the data order; CachedDataModule reads it when it builds its loaders
+    seed_init(seed)  # the seed decides the initialisation of fusion and head
     task = SegmentationTask(
         ex, len(DUBAI_CLASSES), fusion="global_weighted",
         fusion_args={"projection_dim": args.projection_dim, "bottleneck_dim": args.bottleneck_dim,
@@ -352,13 +448,16 @@ def run_arm(name: str, args: argparse.Namespace, dm: ScaledDubaiDataModule, out:
         sliding_batch_size=args.extract_batch, num_plot_samples=args.overlays,
     )  # fmt: skip
     data = FitTestDataModule(cached, dm)
-    run_dir = out / "runs" / name
+    run_dir = out / "runs" / name / tag if tag else out / "runs" / name
+    label, suffix = (f"{name} {tag}", f"_{tag}") if tag else (name, "")
+    if tag:
+        print(f"[{label}] training ...")
     with clock("train"):  # validated once, after the last epoch: no selection on the val tile
-        result = fit_and_test(task, data, run_dir, max_epochs=epochs, seed=args.seed,
+        result = fit_and_test(task, data, run_dir, max_epochs=epochs, seed=seed,
                               check_val_every_n_epoch=epochs, progress=False,
                               test=False)  # fmt: skip
     loss = task.trainer.callback_metrics.get("train/loss_epoch")
-    print(f"[{name}] scoring {len(dm.dataset('test'))} whole images (window {args.window}, "
+    print(f"[{label}] scoring {len(dm.dataset('test'))} whole images (window {args.window}, "
           f"overlap {args.overlap}) ...")  # fmt: skip
     with clock("eval"):
         task.trainer.test(task, datamodule=data, verbose=False)
@@ -368,7 +467,7 @@ def run_arm(name: str, args: argparse.Namespace, dm: ScaledDubaiDataModule, out:
     if task.examples:
         from satdifuser.viz import plot_segmentation_panels
 
-        path = out / f"overlay_{name}.png"
+        path = out / f"overlay_{name}{suffix}.png"
         plot_segmentation_panels(
             *zip(*[e[:3] for e in task.examples], strict=True), path=path,
             class_names=DUBAI_CLASSES, ignore_index=IGNORE, colors=DUBAI_COLORS,
@@ -378,18 +477,18 @@ def run_arm(name: str, args: argparse.Namespace, dm: ScaledDubaiDataModule, out:
     fuser = task.fusion
     weights = fuser.interpretable_weights() if hasattr(fuser, "interpretable_weights") else {}
     if weights:
-        path = out / f"fusion_weights_{name}.png"
-        plot_fusion_weights(weights, path, fuser.weight_axes(), title=f"GW weights ({name})")
+        path = out / f"fusion_weights_{name}{suffix}.png"
+        plot_fusion_weights(weights, path, fuser.weight_axes(),
+                            title=f"GW weights ({label})")  # fmt: skip
         files.append(path.name)
+    phases = {**(shown or {}), **clock.seconds}
     print(
-        f"[{name}] mIoU {metrics['miou']:.4f}  OA {metrics['overall_accuracy']:.4f}  "
-        + "  ".join(f"{k} {v['wall_s']:.0f}s" for k, v in clock.seconds.items())
+        f"[{label}] mIoU {metrics['miou']:.4f}  OA {metrics['overall_accuracy']:.4f}  "
+        + "  ".join(f"{k} {v['wall_s']:.0f}s" for k, v in phases.items())
     )
     return {
-        "extractor": info,
         "trainable_params": sum(p.numel() for p in task.trainable_parameters()),
-        "train": {"epochs": epochs, "windows": n_train, "crop": crop, "flips": bool(args.flips),
-                  "final_loss": float(loss or 0.0), "seconds": result.seconds.get("fit")},
+        "train": {"final_loss": float(loss or 0.0), "seconds": result.seconds.get("fit")},
         "metrics": metrics,
         "model_dir": str(result.model_dir) if result.model_dir else None,
         "fusion_weights": {k: v.tolist() for k, v in weights.items()},
@@ -412,7 +511,7 @@ def run(argv: list[str]) -> int:
         dm = ScaledDubaiDataModule(
             args.data, args.train_tiles, args.val_tiles, scale=args.scale, window=args.window,
             train_limit=args.train_limit, val_limit=args.val_limit, batch_size=args.batch_size,
-            seed=args.seed, ignore_index=IGNORE,
+            seed=args.seeds[0], ignore_index=IGNORE,
         )  # fmt: skip
         train, val = dm.dataset("train"), dm.dataset("test")
     out = Path(args.out)
@@ -445,7 +544,13 @@ def run(argv: list[str]) -> int:
         "seconds": clock.seconds,
     }
     for name in args.model_list:
-        results["models"][name] = run_arm(name, args, dm, out)
+
+        def partial(entry: dict[str, Any], name: str = name) -> None:
+            # keep finished seeds (the arm's "runs") if a later seed dies
+            models = {**results["models"], name: entry}
+            atomic_write_json(out / "results.partial.json", {**results, "models": models})
+
+        results["models"][name] = run_arm(name, args, dm, out, on_seed=partial)
         # keep finished arms if a later one dies; results.json is written once, at the end
         atomic_write_json(out / "results.partial.json", results)
     clock.stop("total", start)

@@ -1,9 +1,11 @@
-"""Report pieces of ``satdifuser bench dubai``: overlay panels and the markdown section."""
+"""Report pieces of ``satdifuser bench dubai``: metrics, the mean ± std over seeds and the markdown
+section."""
 
 from __future__ import annotations
 
 import os
 import platform
+import statistics
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -80,6 +82,115 @@ def _fmt(v: float | None) -> str:
     return "n/a" if v is None else f"{100 * v:.1f}"
 
 
+STD_NOTE = "sample standard deviation over seeds (n - 1 in the denominator)"
+
+
+def seed_stats(values: list[float | None]) -> dict[str, Any]:
+    """``mean`` and sample ``std`` (n - 1) of the defined ``values`` (a class absent from a
+    run's truth and prediction has IoU None), their number ``n`` and the ``values`` by seed.
+    ``mean`` is None without any value, ``std`` None with fewer than two."""
+    known = [float(v) for v in values if v is not None]
+    return {
+        "mean": statistics.fmean(known) if known else None,
+        "std": statistics.stdev(known) if len(known) > 1 else None,
+        "n": len(known),
+        "values": list(values),
+    }
+
+
+def seed_summary(runs: list[dict[str, Any]], classes: list[str]) -> dict[str, Any]:
+    """Mean and sample std over the seed ``runs`` (each with ``seed``, ``metrics``, ``train``) of
+    mIoU, OA, mean accuracy, macro F1, the IoU of every class and the final training loss."""
+    out: dict[str, Any] = {"seeds": [r["seed"] for r in runs], "std": STD_NOTE}
+    for key in ("miou", "overall_accuracy", "mean_accuracy", "f1_macro"):
+        out[key] = seed_stats([r["metrics"][key] for r in runs])
+    out["iou"] = {c: seed_stats([r["metrics"]["iou"][c] for r in runs]) for c in classes}
+    out["final_loss"] = seed_stats([r["train"]["final_loss"] for r in runs])
+    return out
+
+
+def seeds_entry(extractor: dict[str, Any], train: dict[str, Any],
+                seconds: dict[str, dict[str, float]], runs: list[dict[str, Any]],
+                classes: list[str]) -> dict[str, Any]:  # fmt: skip
+    """The ``results.json`` entry of an arm run with several seeds.
+
+    Args:
+        extractor: The arm's extractor description.
+        train: What every seed trained on (``epochs``, ``windows``, ``crop``, ``flips``).
+        seconds: The arm's shared phases (``build``, ``extract_train``).
+        runs: One single-run dict per finished seed, with its ``seed``.
+        classes: Class names, for the per-class IoU summary.
+
+    Returns:
+        ``extractor``, ``trainable_params``, ``train``, ``seeds``, ``summary`` (see
+        :func:`seed_summary`), ``runs`` (each seed's ``train``, ``metrics``, ``model_dir``,
+        ``fusion_weights``, ``seconds``, ``files``), ``seconds`` (the shared phases, then
+        ``train`` and ``eval`` summed over seeds) and ``files`` (every seed's PNGs).
+    """
+    summed = {
+        phase: {k: sum(r["seconds"][phase][k] for r in runs) for k in ("wall_s", "cpu_s")}
+        for phase in ("train", "eval")
+    }
+    return {
+        "extractor": extractor,
+        "trainable_params": runs[0]["trainable_params"],
+        "train": dict(train),
+        "seeds": [r["seed"] for r in runs],
+        "summary": seed_summary(runs, classes),
+        "runs": [{k: v for k, v in r.items() if k != "trainable_params"} for r in runs],
+        "seconds": {**seconds, **summed},
+        "files": [f for r in runs for f in r["files"]],
+    }
+
+
+def _pm(stat: dict[str, Any]) -> str:
+    """``43.1 ± 1.6`` (percent) of a :func:`seed_stats` dict."""
+    if stat["mean"] is None:
+        return "n/a"
+    return _fmt(stat["mean"]) + ("" if stat["std"] is None else f" ± {_fmt(stat['std'])}")
+
+
+def _seed_tables(results: dict[str, Any]) -> list[str]:
+    """Several seeds: mean ± std per arm, the headline on the mean mIoU, each seed's row."""
+    classes, models = results["classes"], results["models"]
+    seeds = results["options"]["seeds"]
+    lines = [
+        "| model | mIoU | OA | " + " | ".join(classes) + " | trainable | final loss |",
+        "|---|---|---|" + "---|" * len(classes) + "---|---|",
+    ]
+    for name, r in models.items():
+        sm = r["summary"]
+        per = " | ".join(_pm(sm["iou"][c]) for c in classes)
+        lines.append(
+            f"| {name} | {_pm(sm['miou'])} | {_pm(sm['overall_accuracy'])} | {per} | "
+            f"{r['trainable_params'] / 1e6:.2f} M | {sm['final_loss']['mean']:.3f} |"
+        )
+    means = {name: r["summary"]["miou"] for name, r in models.items()}
+    head = ", ".join(f"{name} {_pm(st)}" for name, st in means.items())
+    if len(means) == 2:
+        (a, sa), (b, sb) = means.items()
+        head += f"; {a} - {b}: {100 * (sa['mean'] - sb['mean']):+.1f} points"
+    lines += [
+        "",
+        f"IoU / OA in %, mean ± std over the {len(seeds)} seeds {', '.join(map(str, seeds))} "
+        f"(sample standard deviation, n - 1). Headline, mean mIoU: {head}.",
+        "",
+        "Per seed:",
+        "",
+        "| model | seed | mIoU | OA | " + " | ".join(classes) + " | final loss |",
+        "|---|---|---|---|" + "---|" * len(classes) + "---|",
+    ]
+    for name, r in models.items():
+        for run in r["runs"]:
+            mt = run["metrics"]
+            per = " | ".join(_fmt(mt["iou"][c]) for c in classes)
+            lines.append(
+                f"| {name} | {run['seed']} | {_fmt(mt['miou'])} | "
+                f"{_fmt(mt['overall_accuracy'])} | {per} | {run['train']['final_loss']:.3f} |"
+            )
+    return lines
+
+
 def _flips_text(models: dict[str, Any]) -> str:
     """How the samples were turned: every arm, some (named) or none (``train.flips``)."""
     flipped = [name for name, r in models.items() if r["train"].get("flips")]
@@ -112,6 +223,14 @@ def markdown_section(results: dict[str, Any]) -> str:
     """A BENCHMARKS.md section: command, machine, date, setup, table of raw figures, timings."""
     o, m, d = results["options"], results["machine"], results["data"]
     classes = results["classes"]
+    seeds = o.get("seeds") or [o["seed"]]
+    several = len(seeds) > 1
+    seed_text = (
+        f"seeds {', '.join(map(str, seeds))} (one full run each: head initialisation and data "
+        "order; features extracted once per arm)"
+        if several
+        else f"seed {o['seed']}"
+    )
     lines = [
         f"## Dubai aerial segmentation (`satdifuser bench dubai`), {results['date'][:10]}",
         "",
@@ -123,7 +242,7 @@ def markdown_section(results: dict[str, Any]) -> str:
         f"{d['val_native_pixels'] / 1e6:.1f} Mpx scored at native resolution, black / unknown "
         "colours ignored)",
         f"- Setup: images x{o['scale']}, `SegmentationTask` trained by `tasks.fit_and_test` on "
-        f"{training_data(o, results['models'])}, AdamW lr {o['lr']}, seed {o['seed']}, the last "
+        f"{training_data(o, results['models'])}, AdamW lr {o['lr']}, {seed_text}, the last "
         f"epoch tested; eval sliding window {o['window']} px, overlap {o['overlap']}; "
         f"GW fusion (projection {o['projection_dim']}, bottleneck {o['bottleneck_dim']}, "
         f"{o['fusion_groups']} GN groups) + "
@@ -139,23 +258,27 @@ def markdown_section(results: dict[str, Any]) -> str:
             )
         else:
             lines.append(f"- {name}: {ex['backbone']}, stages {', '.join(ex['stages'])}")
+    lines.append("")
+    if several:
+        lines += _seed_tables(results)
+        lines += ["", "Seconds per part, wall (process CPU, all threads):"]
+    else:
+        lines += [
+            "| model | mIoU | OA | " + " | ".join(classes) + " | trainable | final loss |",
+            "|---|---|---|" + "---|" * len(classes) + "---|---|",
+        ]
+        for name, r in results["models"].items():
+            mt = r["metrics"]
+            per = " | ".join(_fmt(mt["iou"][c]) for c in classes)
+            lines.append(
+                f"| {name} | {_fmt(mt['miou'])} | {_fmt(mt['overall_accuracy'])} | {per} | "
+                f"{r['trainable_params'] / 1e6:.2f} M | {r['train']['final_loss']:.3f} |"
+            )
+        lines += ["", "IoU / OA in %. Seconds per part, wall (process CPU, all threads):"]
+    each = f" ({len(seeds)} seeds)" if several else ""
     lines += [
         "",
-        "| model | mIoU | OA | " + " | ".join(classes) + " | trainable | final loss |",
-        "|---|---|---|" + "---|" * len(classes) + "---|---|",
-    ]
-    for name, r in results["models"].items():
-        mt = r["metrics"]
-        per = " | ".join(_fmt(mt["iou"][c]) for c in classes)
-        lines.append(
-            f"| {name} | {_fmt(mt['miou'])} | {_fmt(mt['overall_accuracy'])} | {per} | "
-            f"{r['trainable_params'] / 1e6:.2f} M | {r['train']['final_loss']:.3f} |"
-        )
-    lines += [
-        "",
-        "IoU / OA in %. Seconds per part, wall (process CPU, all threads):",
-        "",
-        "| model | build | extract train | train | eval |",
+        f"| model | build | extract train | train{each} | eval{each} |",
         "|---|---|---|---|---|",
     ]
 
@@ -179,4 +302,13 @@ def markdown_section(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["PhaseClock", "machine", "markdown_section", "segmentation_metrics_of", "training_data"]
+__all__ = [
+    "PhaseClock",
+    "machine",
+    "markdown_section",
+    "seed_stats",
+    "seed_summary",
+    "seeds_entry",
+    "segmentation_metrics_of",
+    "training_data",
+]
