@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "satdifuser"
-CORE = {"errors", "registry", "_typing", "_system", "__init__", "__version__"}
+CORE = {"errors", "registry", "_typing", "_system", "_atomic_io", "__init__", "__version__"}
 
 # package -> satdifuser packages it may import (besides itself and the core modules)
 ALLOWED: dict[str, set[str]] = {

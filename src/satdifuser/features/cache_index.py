@@ -169,7 +169,7 @@ def write_index(folder: Path, plan: CachePlan) -> dict[str, Any]:
             }
         )
     index = {**plan.to_json(), "complete": True, "shards": shards, "tensors": layout}
-    atomic_write_json(folder / INDEX_FILE, index)
+    atomic_write_json(folder / INDEX_FILE, index, sort_keys=True, indent=1)
     return index
 
 

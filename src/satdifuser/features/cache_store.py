@@ -8,6 +8,7 @@ without a process group, by whichever rank finds every shard present).
 
 from __future__ import annotations
 
+import hashlib
 import time
 import warnings
 from collections.abc import Sequence
@@ -194,7 +195,9 @@ class FeatureCacheBuilder:
         if not self.complete and self.ranks.rank == 0:
             self.folder.mkdir(parents=True, exist_ok=True)
             if self.replace_plan or not (self.folder / PLAN_FILE).is_file():
-                atomic_write_json(self.folder / PLAN_FILE, self.plan.to_json())
+                atomic_write_json(
+                    self.folder / PLAN_FILE, self.plan.to_json(), sort_keys=True, indent=1
+                )
         barrier(self.ranks)
         return self.plan
 
@@ -217,7 +220,9 @@ class FeatureCacheBuilder:
             return BuildReport(self.folder, True, 0, 0, 0.0)
         self.folder.mkdir(parents=True, exist_ok=True)
         if not (self.folder / PLAN_FILE).is_file():
-            atomic_write_json(self.folder / PLAN_FILE, self.plan.to_json())
+            atomic_write_json(
+                self.folder / PLAN_FILE, self.plan.to_json(), sort_keys=True, indent=1
+            )
         mine = [k for k in range(self.plan.num_shards) if self.ranks.owns(k)]
         for k in self.damaged:
             if self.ranks.owns(k):
@@ -304,7 +309,8 @@ class FeatureCacheBuilder:
             "count": str(stop - start),
         }
         data = safetensors_bytes(tensors, meta)
-        digest = atomic_write_bytes(self.folder / shard_name(k), data)
+        digest = hashlib.sha256(data).hexdigest()
+        atomic_write_bytes(self.folder / shard_name(k), data)
         atomic_write_bytes(self.folder / digest_name(k), f"{digest} {len(data)}\n".encode())
         remember_checked(self.folder / shard_name(k), digest)  # its features are finite (_fill)
 

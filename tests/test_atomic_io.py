@@ -1,0 +1,96 @@
+"""One atomic-write implementation (``satdifuser._atomic_io``), whatever module a caller imports it
+from: temporary sibling, fsync, rename; the temporary file removed on error."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from satdifuser import _atomic_io
+from satdifuser.features import atomic_io as features_atomic
+from satdifuser.viz import atomic as viz_atomic
+
+WRITERS = {
+    "viz.bytes": lambda p: viz_atomic.atomic_write_bytes(p, b"new"),
+    "viz.json": lambda p: viz_atomic.atomic_write_json(p, {"a": 1}),
+    "features.bytes": lambda p: features_atomic.atomic_write_bytes(p, b"new"),
+    "features.json": lambda p: features_atomic.atomic_write_json(p, {"a": 1}),
+}
+
+
+@pytest.mark.parametrize("name", ["atomic_write_bytes", "atomic_write_json", "atomic_write_text"])
+def test_viz_and_features_reexport_the_one_implementation(name: str) -> None:
+    one = getattr(_atomic_io, name)
+    assert getattr(viz_atomic, name) is one
+    assert getattr(features_atomic, name) is one
+    assert features_atomic.TMP_MARK == _atomic_io.TMP_MARK
+
+
+@pytest.mark.parametrize("writer", sorted(WRITERS))
+def test_write_goes_through_an_fsynced_marked_sibling(
+    writer: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    events: list[tuple[str, object]] = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd: int) -> None:
+        events.append(("fsync", fd))
+        real_fsync(fd)
+
+    def replace(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:
+        events.append(("replace", (Path(src), Path(dst))))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    target = tmp_path / "out.json"
+    WRITERS[writer](target)
+    kinds = [k for k, _ in events]
+    assert "replace" in kinds and "fsync" in kinds[: kinds.index("replace")]
+    src, dst = next(v for k, v in events if k == "replace")  # type: ignore[misc]
+    assert dst == target and src.parent == target.parent
+    # a killed writer's leftover is recognised by the cache's cleanup (same name scheme)
+    assert src.name.startswith(target.name + _atomic_io.TMP_MARK)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.json"]
+
+
+@pytest.mark.parametrize("writer", sorted(WRITERS))
+def test_failed_write_keeps_the_old_file_and_removes_the_temporary(
+    writer: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = tmp_path / "out.json"
+    target.write_bytes(b"old")
+
+    def replace(src: object, dst: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", replace)
+    with pytest.raises(OSError, match="No space"):
+        WRITERS[writer](target)
+    assert target.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.json"]
+
+
+@pytest.mark.parametrize(
+    "write", [viz_atomic.atomic_write_bytes, features_atomic.atomic_write_bytes]
+)
+def test_written_files_get_the_usual_permissions(
+    write: Callable[[Path, bytes], object], tmp_path: Path
+) -> None:
+    umask = os.umask(0o022)
+    try:
+        write(tmp_path / "sub" / "f.bin", b"x")  # parent folders are created
+    finally:
+        os.umask(umask)
+    assert (tmp_path / "sub" / "f.bin").stat().st_mode & 0o777 == 0o644
+
+
+def test_leftovers_of_a_killed_writer_are_removed(tmp_path: Path) -> None:
+    left = _atomic_io.tmp_name(tmp_path / "index.json")
+    left.write_bytes(b"partial")
+    (tmp_path / "keep.json").write_bytes(b"{}")
+    assert _atomic_io.remove_tmp_files(tmp_path, "index.json") == [left]
+    assert [p.name for p in tmp_path.iterdir()] == ["keep.json"]
