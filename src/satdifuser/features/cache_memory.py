@@ -15,6 +15,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
+from satdifuser.data.loaders import SeededOrder
 from satdifuser.features.cache_dataset import CachedFeatureDataset
 from satdifuser.features.cache_format import feature_key
 from satdifuser.features.spec import FeatureInfo
@@ -76,11 +77,18 @@ def _batch_as_is(batch: Any) -> Any:
 def in_memory_loader(
     data: InMemoryFeatures, batch_size: int, shuffle: bool, seed: int
 ) -> DataLoader[Any]:
-    """Batches of ``data`` (seeded shuffle when ``shuffle``), one tensor slice per batch."""
+    """Batches of ``data``, one tensor slice per batch.
+
+    The row order is :func:`~satdifuser.data.loaders.seeded_loader`'s: its ``sampler`` is a
+    :class:`~satdifuser.data.loaders.SeededOrder`, so each epoch's order (shuffled when
+    ``shuffle``) depends on ``(seed, epoch)`` only and :meth:`set_epoch` (which Lightning calls
+    before every epoch, e.g. on resume) picks the epoch.
+    """
+    drains = len(data) % batch_size != 0  # the last partial batch is kept, as in seeded_loader
     return DataLoader(
         data,
         batch_size=batch_size,
-        shuffle=shuffle,
+        sampler=SeededOrder(len(data), seed, shuffle, drains=drains),
         generator=torch.Generator().manual_seed(seed),
         collate_fn=_batch_as_is,
     )
