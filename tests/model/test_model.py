@@ -112,7 +112,7 @@ def test_raw_rasters_follow_the_input_contract() -> None:
     assert torch.allclose(model.prepare_raster(arr, "a.png"), torch.ones(3, 4, 4))
     with pytest.raises(InputError, match=r"a\.tif: has 4 bands"):
         model.prepare_raster(np.zeros((4, 4, 4), np.uint8), "a.tif")
-    with pytest.raises(InputError, match="uint16 pixels but the model records no raster_scale"):
+    with pytest.raises(InputError, match=r"uint16 values up to 0, .* no raster_scale.*--scale"):
         model.prepare_raster(np.zeros((3, 4, 4), np.uint16), "b.tif")
     with pytest.raises(InputError, match="NaN or Inf"):
         model.prepare_raster(np.full((3, 4, 4), np.nan, np.float32), "c.tif")

@@ -16,7 +16,8 @@ metadata are described in ``docs/embeddings.md``. A model trained on resampled i
 ``satdifuser predict``; ``--resample`` overrides it (``--tile`` stays in native pixels). With
 ``--model`` the pixels also go through the model's input conversion, as in ``predict``: files
 are read raw and mapped by ``model.prepare_raster`` (band selection and scaling of its input
-contract), then ``model.adapt_input`` (its input spec: multispectral, raw DN or z-scored bands
+contract; ``--scale`` instead divides them into [0, 1] for a model that takes [0, 1]),
+then ``model.adapt_input`` (its input spec: multispectral, raw DN or z-scored bands
 to RGB) runs before the extractor, for files and datasets alike; a file whose bands do not fit
 is the error ``predict`` gives.
 """
@@ -66,6 +67,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="with --model: factor applied to input pixels before the model, in (0, 4] "
         "(default: the model's input.resample, the factor it was trained at; 0.25 = 4x coarser)",
+    )
+    src.add_argument(
+        "--scale",
+        type=validate.positive_float,
+        default=None,
+        help="with --model and image files: raw value that maps to 1.0 (e.g. 10000 for "
+        "reflectance x 10,000), for models that take [0, 1], as in predict",
     )
     g = p.add_argument_group("extractor (with --backbone)")
     g.add_argument(
@@ -137,6 +145,11 @@ def _check(args: argparse.Namespace) -> None:
         raise ConfigError("--timesteps/--taps/--image-size come from the saved model; drop them")
     if args.resample is not None and args.model is None:
         raise ConfigError("--resample overrides a saved model's factor; use it with --model DIR")
+    if args.scale is not None and (args.model is None or not args.inputs):
+        raise ConfigError(
+            "--scale maps the raw pixels of image files into a saved model's [0, 1] input; use "
+            "it with --model DIR and image files (a --dataset scales its own images)"
+        )
     if args.out.suffix.lower() not in (".parquet", ".geoparquet"):
         raise ConfigError(f"--out {args.out} should end in .parquet; e.g. --out emb.parquet")
     if args.out.is_dir():
@@ -185,11 +198,15 @@ def make_input(args: argparse.Namespace, embedder: Any, model: Any) -> tuple[Any
 
     if args.inputs:
         from satdifuser.embed import ImageFiles, collect_files
+        from satdifuser.predict.prepare import make_preparer
 
         files = collect_files(args.inputs)
-        scale = None if model is None else model.prepare_raster  # predict's conversion
+        # predict's conversion (the model's own rules, or --scale where the model takes [0, 1])
+        scale = None if model is None else make_preparer(model, args.scale)
         dataset: Any = ImageFiles(files, tile=args.tile, image_size=embedder.read_size, scale=scale)
         described = {"inputs": [str(p) for p in args.inputs], "tile": args.tile}
+        if args.scale is not None:
+            described["scale"] = args.scale
         if args.limit is not None:
             dataset = Subset(dataset, range(min(args.limit, len(dataset))))
         return dataset, described

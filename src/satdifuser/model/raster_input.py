@@ -63,17 +63,24 @@ def prepare_raster(
     elif arr.dtype == np.uint8:
         x = x / 255.0
     elif np.issubdtype(arr.dtype, np.integer):
+        top = f" values up to {int(arr.max())}" if arr.size else ""
         raise InputError(
-            f"{source}: {arr.dtype} pixels but the model records no raster_scale (it was "
-            "trained on 8-bit or [0, 1] images); convert to 8-bit or save the model with "
-            "input_contract raster_scale"
+            f"{source}: {arr.dtype}{top}, but the model takes [0, 1] and records no "
+            f"raster_scale (only 8-bit is divided by 255); {_SCALE_FIX}"
         )
     elif x.size and (x.min() < -1e-3 or x.max() > 1 + 1e-3):
         raise InputError(
-            f"{source}: float pixels in [{x.min():.3g}, {x.max():.3g}] but the model expects "
-            "[0, 1]; rescale the image first"
+            f"{source}: float pixels in [{x.min():.3g}, {x.max():.3g}] but the model takes "
+            f"[0, 1]; {_SCALE_FIX}"
         )
     return torch.from_numpy(np.clip(x, 0.0, 1.0))
+
+
+_SCALE_FIX = (
+    "pass --scale with the raw value that maps to 1.0 so values fall in [0, 1] (--scale 10000 "
+    "for Sentinel-2 reflectance, 4095 for 12-bit, 65535 for full 16-bit), or save the model "
+    "with input_contract raster_scale"
+)
 
 
 def _check_bands(arr: np.ndarray, channels: int, source: str) -> None:
