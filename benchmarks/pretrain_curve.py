@@ -53,6 +53,10 @@ def point(backbone: Path, results: dict) -> dict:
     t = json.loads((backbone / "training.json").read_text())
     row = {"steps": t["steps"], "images_seen": t["images_seen"],
            "cpu_wall_min": sum(t["wall_seconds"].values()) / 60,
+           # process CPU time where the run recorded it (None: not recorded for any stretch)
+           "cpu_min_measured": (t["total_cpu_seconds"] / 60
+                                if t.get("total_cpu_seconds") is not None else None),
+           "params": t.get("params"),
            "final_loss": t["final_loss"], "weights": results["backbone_weights"]}  # fmt: skip
     acc: dict[str, list[float]] = {}
     for r in results["runs"]:
