@@ -143,6 +143,19 @@ def seeds_entry(extractor: dict[str, Any], train: dict[str, Any],
     }
 
 
+def _header(classes: list[str], seed: bool = False) -> list[str]:
+    """The head of a per-arm metrics table (with a seed column for per-seed rows)."""
+    cols = ["model", *(["seed"] if seed else []), "mIoU", "OA", *classes]
+    cols += ["final loss"] if seed else ["trainable", "final loss"]
+    return ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+
+
+def _cells(mt: dict[str, Any], classes: list[str]) -> str:
+    """``mIoU | OA | IoU per class`` of one run's metrics, in percent."""
+    per = " | ".join(_fmt(mt["iou"][c]) for c in classes)
+    return f"{_fmt(mt['miou'])} | {_fmt(mt['overall_accuracy'])} | {per}"
+
+
 def _pm(stat: dict[str, Any]) -> str:
     """``43.1 ± 1.6`` (percent) of a :func:`seed_stats` dict."""
     if stat["mean"] is None:
@@ -154,10 +167,7 @@ def _seed_tables(results: dict[str, Any]) -> list[str]:
     """Several seeds: mean ± std per arm, the headline on the mean mIoU, each seed's row."""
     classes, models = results["classes"], results["models"]
     seeds = results["options"]["seeds"]
-    lines = [
-        "| model | mIoU | OA | " + " | ".join(classes) + " | trainable | final loss |",
-        "|---|---|---|" + "---|" * len(classes) + "---|---|",
-    ]
+    lines = _header(classes)
     for name, r in models.items():
         sm = r["summary"]
         per = " | ".join(_pm(sm["iou"][c]) for c in classes)
@@ -177,16 +187,13 @@ def _seed_tables(results: dict[str, Any]) -> list[str]:
         "",
         "Per seed:",
         "",
-        "| model | seed | mIoU | OA | " + " | ".join(classes) + " | final loss |",
-        "|---|---|---|---|" + "---|" * len(classes) + "---|",
+        *_header(classes, seed=True),
     ]
     for name, r in models.items():
         for run in r["runs"]:
-            mt = run["metrics"]
-            per = " | ".join(_fmt(mt["iou"][c]) for c in classes)
             lines.append(
-                f"| {name} | {run['seed']} | {_fmt(mt['miou'])} | "
-                f"{_fmt(mt['overall_accuracy'])} | {per} | {run['train']['final_loss']:.3f} |"
+                f"| {name} | {run['seed']} | {_cells(run['metrics'], classes)} | "
+                f"{run['train']['final_loss']:.3f} |"
             )
     return lines
 
@@ -263,15 +270,10 @@ def markdown_section(results: dict[str, Any]) -> str:
         lines += _seed_tables(results)
         lines += ["", "Seconds per part, wall (process CPU, all threads):"]
     else:
-        lines += [
-            "| model | mIoU | OA | " + " | ".join(classes) + " | trainable | final loss |",
-            "|---|---|---|" + "---|" * len(classes) + "---|---|",
-        ]
+        lines += _header(classes)
         for name, r in results["models"].items():
-            mt = r["metrics"]
-            per = " | ".join(_fmt(mt["iou"][c]) for c in classes)
             lines.append(
-                f"| {name} | {_fmt(mt['miou'])} | {_fmt(mt['overall_accuracy'])} | {per} | "
+                f"| {name} | {_cells(r['metrics'], classes)} | "
                 f"{r['trainable_params'] / 1e6:.2f} M | {r['train']['final_loss']:.3f} |"
             )
         lines += ["", "IoU / OA in %. Seconds per part, wall (process CPU, all threads):"]
