@@ -94,3 +94,79 @@ def test_leftovers_of_a_killed_writer_are_removed(tmp_path: Path) -> None:
     (tmp_path / "keep.json").write_bytes(b"{}")
     assert _atomic_io.remove_tmp_files(tmp_path, "index.json") == [left]
     assert [p.name for p in tmp_path.iterdir()] == ["keep.json"]
+
+
+def _record_fsync_and_replace(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, object]]:
+    events: list[tuple[str, object]] = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd: int) -> None:
+        events.append(("fsync", fd))
+        real_fsync(fd)
+
+    def replace(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:
+        events.append(("replace", (Path(src), Path(dst))))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    return events
+
+
+def test_atomic_path_hands_out_a_marked_sibling_and_renames_it_on_success(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    events = _record_fsync_and_replace(monkeypatch)
+    target = tmp_path / "sub" / "grid.png"  # parent folders are created
+    with _atomic_io.atomic_path(target) as tmp:
+        assert tmp.parent == target.parent and tmp.name.startswith("grid.png" + _atomic_io.TMP_MARK)
+        assert tmp.is_file() and not target.exists()  # the name is reserved, nothing published yet
+        tmp.write_bytes(b"png")  # a library writing to the path it was given
+    assert target.read_bytes() == b"png"
+    assert [p.name for p in target.parent.iterdir()] == ["grid.png"]
+    kinds = [k for k, _ in events]
+    assert kinds.index("fsync") < kinds.index("replace")
+    assert ("replace", (tmp, target)) in events
+
+
+def test_atomic_path_error_keeps_the_old_file_and_removes_the_temporary(tmp_path: Path) -> None:
+    target = tmp_path / "grid.png"
+    target.write_bytes(b"old")
+    with pytest.raises(RuntimeError, match="writer died"), _atomic_io.atomic_path(target) as tmp:
+        tmp.write_bytes(b"half")
+        raise RuntimeError("writer died")
+    assert target.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["grid.png"]
+
+
+def test_atomic_path_failed_rename_removes_the_temporary(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = tmp_path / "grid.png"
+    target.write_bytes(b"old")
+
+    def replace(src: object, dst: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", replace)
+    with pytest.raises(OSError, match="No space"), _atomic_io.atomic_path(target) as tmp:
+        tmp.write_bytes(b"new")
+    assert target.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["grid.png"]
+
+
+def test_two_pending_writes_get_distinct_names_and_leave_a_fixed_tmp_name_alone(
+    tmp_path: Path,
+) -> None:
+    target = tmp_path / "x.json"
+    (tmp_path / "x.json.tmp").write_bytes(b"someone else's")
+    a, b = _atomic_io.PendingFile(target), _atomic_io.PendingFile(target)
+    assert a.tmp != b.tmp  # two writers of one file do not collide
+    a.tmp.write_bytes(b"a")
+    b.tmp.write_bytes(b"b")
+    a.commit()
+    assert target.read_bytes() == b"a"
+    b.abort()
+    assert target.read_bytes() == b"a" and not b.tmp.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.json", "x.json.tmp"]
+    assert (tmp_path / "x.json.tmp").read_bytes() == b"someone else's"

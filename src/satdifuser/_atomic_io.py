@@ -6,14 +6,21 @@ after ``kill -9``, sees either the old file or the complete new one, never a par
 raised error removes the temporary file. Temporary files carry :data:`TMP_MARK` in their name
 (``index.json.tmp-host-123-9f3a``) so that a rerun can remove the leftovers of a killed writer
 (:func:`remove_tmp_files`).
+
+A library that must write to a path itself (matplotlib ``savefig``, PIL ``save``, pyarrow's
+``ParquetWriter``, safetensors ``save_file``) writes to the temporary path that
+:func:`atomic_path` (a ``with`` block) or :class:`PendingFile` (a writer that lives across calls)
+hands out; the same fsync, rename and cleanup follow.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
 import socket
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +86,60 @@ def atomic_write_bytes(path: PathLike, data: bytes) -> Path:
     return target
 
 
+class PendingFile:
+    """A new, unique temporary sibling of ``target`` that a library writes by path.
+
+    :meth:`commit` fsyncs it and renames it to ``target`` (and fsyncs the folder); :meth:`abort`
+    removes it, leaving ``target`` as it was. The temporary file exists (empty) from the start,
+    which reserves its name; parent folders of ``target`` are created.
+
+    Args:
+        target: Final file name.
+    """
+
+    def __init__(self, target: PathLike) -> None:
+        self.target = Path(target)
+        self.target.parent.mkdir(parents=True, exist_ok=True)
+        fd, self.tmp = _open_tmp(self.target)
+        os.close(fd)
+
+    def commit(self) -> Path:
+        """Rename the written temporary file to ``target`` (removed on error); return ``target``."""
+        try:
+            with open(self.tmp, "rb") as fh:
+                os.fsync(fh.fileno())
+            os.replace(self.tmp, self.target)
+        except BaseException:
+            self.abort()
+            raise
+        _fsync_dir(self.target.parent)
+        return self.target
+
+    def abort(self) -> None:
+        """Remove the temporary file (``target`` is left untouched)."""
+        self.tmp.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def atomic_path(target: PathLike) -> Iterator[Path]:
+    """Yield a temporary path to write ``target`` through; renamed into place when the block ends.
+
+    Example::
+
+        with atomic_path(out) as tmp:
+            fig.savefig(tmp, format="png")  # name the format: tmp has no .png suffix
+
+    Leaving the block by an exception removes the temporary file and keeps the old ``target``.
+    """
+    pending = PendingFile(target)
+    try:
+        yield pending.tmp
+    except BaseException:
+        pending.abort()
+        raise
+    pending.commit()
+
+
 def atomic_write_text(path: PathLike, text: str) -> Path:
     """Write UTF-8 ``text`` to ``path`` atomically."""
     return atomic_write_bytes(path, text.encode("utf-8"))
@@ -127,6 +188,8 @@ def _finite(obj: Any) -> Any:
 
 __all__ = [
     "TMP_MARK",
+    "PendingFile",
+    "atomic_path",
     "atomic_write_bytes",
     "atomic_write_json",
     "atomic_write_text",

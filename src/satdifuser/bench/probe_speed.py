@@ -37,6 +37,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from satdifuser._atomic_io import atomic_write_text
 from satdifuser.baselines.reference_extractor import (
     REFERENCE_TIMESTEPS,
     ReferenceProbeResult,
@@ -348,9 +349,7 @@ def run(argv: list[str]) -> int:
         "extrapolated": extrapolated,
     }
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(json.dumps(report, indent=2) + "\n")
-    os.replace(tmp, out)
+    atomic_write_text(out, json.dumps(report, indent=2) + "\n")
     _say(format_report(report))
     _say(f"report written to {out}")
     return 0

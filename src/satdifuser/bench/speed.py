@@ -29,6 +29,7 @@ from typing import Any
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from satdifuser._atomic_io import atomic_write_text
 from satdifuser._system import cpu_model
 from satdifuser.backbones import DiffusionBackbone, create_backbone
 from satdifuser.errors import ConfigError
@@ -374,9 +375,7 @@ def run(argv: list[str]) -> int:
     }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(json.dumps(report, indent=2) + "\n")
-    os.replace(tmp, out)
+    atomic_write_text(out, json.dumps(report, indent=2) + "\n")
     print(format_table(report))
     print(f"results written to {out}")
     return 0

@@ -15,6 +15,7 @@ import urllib.request
 import zipfile
 from pathlib import Path
 
+from satdifuser._atomic_io import atomic_path
 from satdifuser._typing import PathLike
 from satdifuser.errors import DataFormatError, DatasetNotFoundError
 
@@ -52,11 +53,8 @@ def download_url(
         DataFormatError: the checksum does not match.
     """
     dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as out:
+    with atomic_path(dest) as tmp:
+        with open(tmp, "wb") as out:
             try:
                 with urllib.request.urlopen(url, timeout=60) as resp:
                     shutil.copyfileobj(resp, out, _CHUNK)
@@ -66,9 +64,6 @@ def download_url(
                     f"by hand to {dest}"
                 ) from None
         check_digest(tmp, md5=md5, sha256=sha256)
-        os.replace(tmp, dest)
-    finally:
-        tmp.unlink(missing_ok=True)
     return dest
 
 

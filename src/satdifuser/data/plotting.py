@@ -5,8 +5,6 @@ matplotlib is imported inside the functions, so importing datasets stays cheap.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -14,6 +12,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from torch import Tensor
 
+from satdifuser._atomic_io import atomic_path
 from satdifuser._typing import PathLike, Sample
 
 if TYPE_CHECKING:
@@ -149,15 +148,11 @@ def save_figure(fig: Figure, path: PathLike, dpi: int = 100) -> Path:
     import matplotlib.pyplot as plt
 
     out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".png", dir=out.parent)
-    os.close(fd)
     try:
-        fig.savefig(tmp, dpi=dpi, format="png")
-        os.replace(tmp, out)
+        with atomic_path(out) as tmp:
+            fig.savefig(tmp, dpi=dpi, format="png")
     finally:
         plt.close(fig)
-        Path(tmp).unlink(missing_ok=True)
     return out
 
 

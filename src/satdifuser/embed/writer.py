@@ -15,11 +15,11 @@ CRS as PROJJSON from pyproj), which ``geopandas.read_parquet`` turns back into a
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from satdifuser._atomic_io import PendingFile
 from satdifuser.errors import DependencyNotFoundError
 
 PIP_GEO = 'pip install "satdifuser[geo]"'
@@ -91,11 +91,15 @@ class EmbeddingWriter:
     def __init__(self, out: str | Path, schema: Any) -> None:
         pa = import_pyarrow()
         self.out = Path(out)
-        self.out.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = self.out.with_name(f".{self.out.name}.tmp-{os.getpid()}")
+        self._pending = PendingFile(self.out)  # a unique temporary sibling; parents created
+        self.tmp = self._pending.tmp
         self.schema = schema
         self.rows = 0
-        self._writer = pa.parquet.ParquetWriter(str(self.tmp), schema)
+        try:
+            self._writer = pa.parquet.ParquetWriter(str(self.tmp), schema)
+        except BaseException:
+            self._pending.abort()
+            raise
 
     def write(self, table: Any) -> None:
         """Append ``table`` (same schema) as one row group."""
@@ -103,19 +107,23 @@ class EmbeddingWriter:
         self.rows += table.num_rows
 
     def close(self) -> Path:
-        """Finish the file and rename it to ``out``; returns ``out``."""
-        self._writer.close()
-        with open(self.tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(self.tmp, self.out)
-        return self.out
+        """Finish the file and rename it to ``out`` (fsynced); returns ``out``.
+
+        On an error the temporary file is removed and ``out`` is left as it was.
+        """
+        try:
+            self._writer.close()
+        except BaseException:
+            self._pending.abort()
+            raise
+        return self._pending.commit()
 
     def abort(self) -> None:
         """Drop the partial file (``out`` is left as it was)."""
         try:
             self._writer.close()
         finally:
-            self.tmp.unlink(missing_ok=True)
+            self._pending.abort()
 
     def __enter__(self) -> EmbeddingWriter:
         return self

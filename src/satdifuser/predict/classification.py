@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,6 +21,7 @@ from typing import Any, cast
 import numpy as np
 import torch
 
+from satdifuser._atomic_io import atomic_write_text
 from satdifuser.errors import ConfigError, InputShapeError
 from satdifuser.model.resample import resampled_size, resize_images
 from satdifuser.predict.geo import footprint_lonlat
@@ -35,10 +35,7 @@ FOOTPRINT_SUFFIXES: tuple[str, ...] = (".geojson", ".json", ".csv")
 
 
 def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.partial")
-    tmp.write_text(text, encoding="utf-8", newline="")
-    os.replace(tmp, path)
+    atomic_write_text(path, text)
 
 
 def _csv_text(rows: list[list[Any]]) -> str:

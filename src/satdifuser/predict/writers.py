@@ -9,8 +9,9 @@
 Both paint class ``k`` with the model's ``class_colors[k]`` when it has them (the dataset's mask
 colours, see :mod:`satdifuser.model.colors`), else with matplotlib's tab20.
 
-Both write to a hidden temporary name in the output folder and rename into place on
-:meth:`finish`; :meth:`abort` removes the partial file, so no half-written output is left.
+Both write to a temporary name in the output folder and rename into place on :meth:`finish`
+(the PNG through :func:`satdifuser._atomic_io.atomic_path`); :meth:`abort` removes the partial
+file, so no half-written output is left.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from satdifuser._atomic_io import atomic_path
 from satdifuser.errors import ConfigError
 
 BLOCK = 256
@@ -225,12 +227,11 @@ class PngWriter(RowWriter):
         for i, c in enumerate(self.colors):
             palette[3 * i : 3 * i + 3] = c
         img.putpalette(palette)
-        tmp = _partial(self.path)
-        img.save(tmp, format="PNG", transparency=self.nodata)
-        os.replace(tmp, self.path)
+        with atomic_path(self.path) as tmp:
+            img.save(tmp, format="PNG", transparency=self.nodata)
 
     def abort(self) -> None:
-        _partial(self.path).unlink(missing_ok=True)
+        """Nothing to drop: the PNG is only written (atomically) by :meth:`finish`."""
 
 
 __all__ = ["BLOCK", "GeoTiffWriter", "PngWriter", "RowWriter", "class_colours", "class_dtype"]

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from satdifuser._atomic_io import atomic_write_text
 from satdifuser.errors import CheckpointError, ConfigError
 
 BetaSchedule = Literal["linear", "cosine"]
@@ -234,9 +235,7 @@ class PretrainConfig:
 
     def save(self, path: Path) -> None:
         """Write as JSON (atomically)."""
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
-        tmp.replace(path)
+        atomic_write_text(path, json.dumps(self.to_dict(), indent=2) + "\n")
 
     @classmethod
     def load(cls, path: Path) -> PretrainConfig:

@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from satdifuser._atomic_io import atomic_path
+
 
 @torch.no_grad()
 def generate(
@@ -63,8 +65,6 @@ def save_grid(images: torch.Tensor, path: Path) -> Path:
         r, c = divmod(i, cols)
         y, x = pad + r * (h + pad), pad + c * (w + pad)
         grid[y : y + h, x : x + w] = arr[i]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp.png")
-    Image.fromarray(grid).save(tmp)
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        Image.fromarray(grid).save(tmp, format="PNG")
     return path

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from satdifuser._atomic_io import atomic_write_text
 from satdifuser.errors import ConfigError, DataFormatError
 
 SOURCES_FILE = "sources.json"
@@ -313,9 +314,7 @@ def check_resume_sources(run_dir: Path, specs: list[SourceSpec], resuming: bool)
 def write_sources(run_dir: Path, records: list[dict[str, Any]]) -> Path:
     """Write ``run_dir/sources.json`` (atomically)."""
     path = Path(run_dir) / SOURCES_FILE
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps({"sources": records}, indent=1) + "\n")
-    tmp.replace(path)
+    atomic_write_text(path, json.dumps({"sources": records}, indent=1) + "\n")
     return path
 
 

@@ -9,6 +9,7 @@ uninterrupted steps.
 from __future__ import annotations
 
 import csv
+import io
 import random
 import shutil
 import sys
@@ -22,6 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from satdifuser._atomic_io import atomic_write_text
 from satdifuser.errors import CheckpointError, ConfigError
 from satdifuser.pretrain.checkpoint import (
     CKPT,
@@ -148,12 +150,11 @@ def _truncate_loss_log(path: Path, step: int) -> int:
     keep = [r for r in rows if int(r["step"]) <= step]
     if len(keep) == len(rows):
         return 0
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=LOSS_COLUMNS)
-        writer.writeheader()
-        writer.writerows(keep)
-    tmp.replace(path)
+    buf = io.StringIO(newline="")
+    writer = csv.DictWriter(buf, fieldnames=LOSS_COLUMNS)
+    writer.writeheader()
+    writer.writerows(keep)
+    atomic_write_text(path, buf.getvalue())
     return len(rows) - len(keep)
 
 
