@@ -14,6 +14,7 @@ import pytest
 import torch
 from tests.tasks.test_pretrain import TINY, _fake_root, _images
 
+from satdifuser._atomic_io import tmp_name
 from satdifuser.cli.main import main
 from satdifuser.errors import CheckpointError, ConfigError
 from satdifuser.pretrain import PretrainConfig, PretrainTrainer, RunOptions, export_pipeline
@@ -304,6 +305,21 @@ def test_stale_checkpoint_tmp_folders_are_removed_on_start(tmp_path: Path) -> No
     trainer = _trainer(tmp_path, steps=1)
     assert not stale.exists()
     assert any("unfinished checkpoint write" in n for n in trainer.notes)
+
+
+def test_leftovers_of_killed_file_writes_are_removed_on_start(tmp_path: Path) -> None:
+    _trainer(tmp_path, steps=1).run()
+    (tmp_path / "samples").mkdir(exist_ok=True)
+    left = [
+        tmp_name(tmp_path / "config.json"),
+        tmp_name(tmp_path / "samples" / "latest.png"),
+    ]
+    for p in left:
+        p.write_bytes(b"partial")  # what a SIGKILL during an atomic write leaves
+    trainer = _trainer(tmp_path, steps=1)
+    assert not any(p.exists() for p in left)
+    assert (tmp_path / "config.json").is_file()
+    assert any("2 unfinished file write(s)" in n for n in trainer.notes)
 
 
 def test_start_without_checkpoint_drops_rows_of_the_lost_start(tmp_path: Path) -> None:

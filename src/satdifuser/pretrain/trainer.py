@@ -23,7 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from satdifuser._atomic_io import atomic_write_text
+from satdifuser._atomic_io import atomic_write_text, remove_tmp_files
 from satdifuser.errors import CheckpointError, ConfigError
 from satdifuser.pretrain.checkpoint import (
     CKPT,
@@ -255,6 +255,12 @@ class PretrainTrainer:
         if stale:
             self.notes.append(
                 f"removed {len(stale)} unfinished checkpoint write(s) in {self.run_dir}"
+            )
+        # temporary files of killed atomic writes (config, sources, loss log, sample grids)
+        leftovers = remove_tmp_files(self.run_dir) + remove_tmp_files(self.run_dir / "samples")
+        if leftovers:
+            self.notes.append(
+                f"removed {len(leftovers)} unfinished file write(s) in {self.run_dir}"
             )
         self.run_dir.mkdir(parents=True, exist_ok=True)
         config.save(self.run_dir / CONFIG_FILE)
