@@ -159,3 +159,15 @@ def test_weights_needs_export(tmp_path: Path, capsys) -> None:
     assert not run.exists()
     bad = ["pretrain", "--export", str(run), "--to", str(tmp_path / "x"), "--weights", "last"]
     assert "invalid choice: 'last'" in cli_error(bad, capsys)
+
+
+def test_export_prints_no_spurious_fp32_cast_warning(tmp_path: Path, capfd) -> None:
+    run = tmp_path / "run"
+    _train(run, 1)
+    capfd.readouterr()
+    argv = ["pretrain", "--export", str(run), "--to", str(tmp_path / "e")]
+    assert main([*argv, "--sample-images", "1", "--sample-steps", "1"]) == 0
+    out, err = capfd.readouterr()
+    assert "should be kept in float32" not in out + err
+    stored = load_file(tmp_path / "e" / "unet/diffusion_pytorch_model.safetensors")
+    assert {v.dtype for v in stored.values()} == {torch.float16}

@@ -312,7 +312,10 @@ def export_pipeline(
         shutil.rmtree(stale, ignore_errors=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-tmp-", dir=out_dir.parent))
     try:
-        unet.to(torch.float16).save_pretrained(tmp / "unet", safe_serialization=True)
+        # torch's own cast: diffusers' ModelMixin.to warns about fp32-kept modules even when the
+        # UNet has none, which every export printed as a spurious warning
+        torch.nn.Module.to(unet, torch.float16)
+        unet.save_pretrained(tmp / "unet", safe_serialization=True)
         scheduler.save_pretrained(tmp / "scheduler")
         import diffusers
 
