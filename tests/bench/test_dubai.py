@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +41,7 @@ def _labelled_pixels(root: Path, tile: int) -> int:
 
 def test_quick_run_scores_every_labelled_native_pixel(
     dubai_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
+    capfd: pytest.CaptureFixture[str],
 ) -> None:  # fmt: skip
     from satdifuser.features import cache
 
@@ -75,12 +76,18 @@ def test_quick_run_scores_every_labelled_native_pixel(
         str(tmp_path / "cache"),
         "--no-progress",
     ]
-    assert dubai.run(argv) == 0
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert dubai.run(argv) == 0
     res = json.loads((out / "results.json").read_text())
     # flips are on by default (the old recipe): every arm's training samples were turned
     assert flips == [True] * len(res["models"]) and res["options"]["flips"] is True
     assert all(r["train"]["flips"] is True for r in res["models"].values())
-    assert "random 16 px crops, randomly flipped and turned ..." in capsys.readouterr().out
+    printed = capfd.readouterr()
+    assert "random 16 px crops, randomly flipped and turned ..." in printed.out
+    # scoring is as quiet as training: no Lightning callback notice, no LeafSpec deprecation
+    assert "override existing callbacks" not in printed.out + printed.err
+    assert not [w for w in caught if "LeafSpec" in str(w.message)]
     assert res["data"]["val_tiles"] == [8] and res["data"]["train_tiles"] == [1, 2]
     assert set(res["models"]) == set(models.split(","))
     total = _labelled_pixels(dubai_root, 8)

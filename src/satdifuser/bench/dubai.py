@@ -432,6 +432,7 @@ def train_seed(name: str, seed: int, args: argparse.Namespace, dm: ScaledDubaiDa
     phases of the arm, printed with this run's.
     """
     from satdifuser.tasks import SegmentationTask, fit_and_test
+    from satdifuser.tasks.runner import score_fitted
 
     clock = PhaseClock()
     dm.seed = seed  # the data order; CachedDataModule reads it when it builds its loaders
@@ -460,7 +461,7 @@ def train_seed(name: str, seed: int, args: argparse.Namespace, dm: ScaledDubaiDa
     print(f"[{label}] scoring {len(dm.dataset('test'))} whole images (window {args.window}, "
           f"overlap {args.overlap}) ...")  # fmt: skip
     with clock("eval"):
-        task.trainer.test(task, datamodule=data, verbose=False)
+        score_fitted(task, data)
     metrics = segmentation_metrics_of(task.results.get("test", {}), task.confusion.get("test"),
                                       list(DUBAI_CLASSES), dm.native_pixels())  # fmt: skip
     files = []

@@ -65,6 +65,21 @@ def fit_and_test(
                              progress, test)  # fmt: skip
 
 
+def score_fitted(task: BaseTask, datamodule: Any) -> None:
+    """Test a task that :func:`fit_and_test` trained (``fit_and_test(..., test=False)``) on its
+    trainer, as quietly as the fit: results land in ``task.results["test"]`` and
+    ``task.confusion["test"]``."""
+    with _quiet_lightning():
+        _test(task, datamodule)
+
+
+def _test(task: BaseTask, datamodule: Any) -> None:
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", ".*does not have many workers.*")
+        warnings.filterwarnings("ignore", ".*LeafSpec.*")
+        task.trainer.test(task, datamodule=datamodule, verbose=False)
+
+
 def seed_init(seed: int) -> None:
     """Seed every RNG before a task is built, as ``satdifuser fit`` does (``seed_everything``),
     so that the seed decides the initialisation of fusion and head, not only the batch order."""
@@ -121,14 +136,11 @@ def _fit_and_test(task: BaseTask, datamodule: Any, out: Path, max_epochs: int,
                        seconds, out / "model" if (out / "model").is_dir() else None)  # fmt: skip
     if test:
         t0 = time.perf_counter()
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", ".*does not have many workers.*")
-            warnings.filterwarnings("ignore", ".*LeafSpec.*")
-            trainer.test(task, datamodule=datamodule, verbose=False)
+        _test(task, datamodule)
         seconds["test"] = time.perf_counter() - t0
         result.test = dict(task.results.get("test", {}))
         result.confusion = task.confusion.get("test")
     return result
 
 
-__all__ = ["RunResult", "fit_and_test", "seed_init"]
+__all__ = ["RunResult", "fit_and_test", "score_fitted", "seed_init"]
