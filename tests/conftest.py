@@ -41,3 +41,36 @@ def shared_data() -> Path:
 @pytest.fixture(autouse=True)
 def _seed() -> None:
     torch.manual_seed(0)
+
+
+@pytest.fixture
+def fs_events(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, object]]:
+    """Record every ``os.fsync`` (fd) and ``os.replace`` ((src, dst) paths), in order; both still
+    run, so a test can check that an atomic writer fsyncs before it renames."""
+    import os
+
+    events: list[tuple[str, object]] = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd: int) -> None:
+        events.append(("fsync", fd))
+        real_fsync(fd)
+
+    def replace(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:
+        events.append(("replace", (Path(src), Path(dst))))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    return events
+
+
+@pytest.fixture
+def disk_full_on_rename(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make every ``os.replace`` fail as on a full disk (``OSError`` 28, "No space left")."""
+    import os
+
+    def replace(src: object, dst: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", replace)

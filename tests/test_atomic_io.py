@@ -31,21 +31,9 @@ def test_viz_and_features_reexport_the_one_implementation(name: str) -> None:
 
 @pytest.mark.parametrize("writer", sorted(WRITERS))
 def test_write_goes_through_an_fsynced_marked_sibling(
-    writer: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    writer: str, tmp_path: Path, fs_events: list[tuple[str, object]]
 ) -> None:
-    events: list[tuple[str, object]] = []
-    real_fsync, real_replace = os.fsync, os.replace
-
-    def fsync(fd: int) -> None:
-        events.append(("fsync", fd))
-        real_fsync(fd)
-
-    def replace(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:
-        events.append(("replace", (Path(src), Path(dst))))
-        real_replace(src, dst)
-
-    monkeypatch.setattr(os, "fsync", fsync)
-    monkeypatch.setattr(os, "replace", replace)
+    events = fs_events
     target = tmp_path / "out.json"
     WRITERS[writer](target)
     kinds = [k for k, _ in events]
@@ -59,15 +47,10 @@ def test_write_goes_through_an_fsynced_marked_sibling(
 
 @pytest.mark.parametrize("writer", sorted(WRITERS))
 def test_failed_write_keeps_the_old_file_and_removes_the_temporary(
-    writer: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    writer: str, tmp_path: Path, disk_full_on_rename: None
 ) -> None:
     target = tmp_path / "out.json"
     target.write_bytes(b"old")
-
-    def replace(src: object, dst: object) -> None:
-        raise OSError(28, "No space left on device")
-
-    monkeypatch.setattr(os, "replace", replace)
     with pytest.raises(OSError, match="No space"):
         WRITERS[writer](target)
     assert target.read_bytes() == b"old"
@@ -96,27 +79,10 @@ def test_leftovers_of_a_killed_writer_are_removed(tmp_path: Path) -> None:
     assert [p.name for p in tmp_path.iterdir()] == ["keep.json"]
 
 
-def _record_fsync_and_replace(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, object]]:
-    events: list[tuple[str, object]] = []
-    real_fsync, real_replace = os.fsync, os.replace
-
-    def fsync(fd: int) -> None:
-        events.append(("fsync", fd))
-        real_fsync(fd)
-
-    def replace(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:
-        events.append(("replace", (Path(src), Path(dst))))
-        real_replace(src, dst)
-
-    monkeypatch.setattr(os, "fsync", fsync)
-    monkeypatch.setattr(os, "replace", replace)
-    return events
-
-
 def test_atomic_path_hands_out_a_marked_sibling_and_renames_it_on_success(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, fs_events: list[tuple[str, object]]
 ) -> None:
-    events = _record_fsync_and_replace(monkeypatch)
+    events = fs_events
     target = tmp_path / "sub" / "grid.png"  # parent folders are created
     with _atomic_io.atomic_path(target) as tmp:
         assert tmp.parent == target.parent and tmp.name.startswith("grid.png" + _atomic_io.TMP_MARK)
@@ -140,15 +106,10 @@ def test_atomic_path_error_keeps_the_old_file_and_removes_the_temporary(tmp_path
 
 
 def test_atomic_path_failed_rename_removes_the_temporary(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, disk_full_on_rename: None
 ) -> None:
     target = tmp_path / "grid.png"
     target.write_bytes(b"old")
-
-    def replace(src: object, dst: object) -> None:
-        raise OSError(28, "No space left on device")
-
-    monkeypatch.setattr(os, "replace", replace)
     with pytest.raises(OSError, match="No space"), _atomic_io.atomic_path(target) as tmp:
         tmp.write_bytes(b"new")
     assert target.read_bytes() == b"old"

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import ast
 import json
-import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -120,26 +119,14 @@ def _old_content(name: str) -> bytes:
 
 @pytest.mark.parametrize("writer", sorted(WRITERS))
 def test_writer_goes_through_a_unique_fsynced_marked_sibling(
-    writer: str, out: Path, monkeypatch: pytest.MonkeyPatch
+    writer: str, out: Path, fs_events: list[tuple[str, object]]
 ) -> None:
     name, write, legacy = WRITERS[writer]
     target = out / name
     target.write_bytes(_old_content(name))
     for leftover in legacy:  # another writer's (or a killed writer's) fixed temporary name
         (out / leftover).write_bytes(b"not yours")
-    events: list[tuple[str, object]] = []
-    real_fsync, real_replace = os.fsync, os.replace
-
-    def fsync(fd: int) -> None:
-        events.append(("fsync", fd))
-        real_fsync(fd)
-
-    def replace(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:
-        events.append(("replace", (Path(src), Path(dst))))
-        real_replace(src, dst)
-
-    monkeypatch.setattr(os, "fsync", fsync)
-    monkeypatch.setattr(os, "replace", replace)
+    events = fs_events
     write(target)
     replaced = [v for k, v in events if k == "replace"]
     assert len(replaced) == 1
@@ -156,16 +143,11 @@ def test_writer_goes_through_a_unique_fsynced_marked_sibling(
 
 @pytest.mark.parametrize("writer", sorted(WRITERS))
 def test_failed_write_keeps_the_old_file_and_leaves_no_temporary(
-    writer: str, out: Path, monkeypatch: pytest.MonkeyPatch
+    writer: str, out: Path, disk_full_on_rename: None
 ) -> None:
     name, write, _ = WRITERS[writer]
     target = out / name
     target.write_bytes(_old_content(name))
-
-    def replace(src: object, dst: object) -> None:
-        raise OSError(28, "No space left on device")
-
-    monkeypatch.setattr(os, "replace", replace)
     with pytest.raises(OSError, match="No space"):
         write(target)
     assert target.read_bytes() == _old_content(name)
